@@ -1,0 +1,42 @@
+// swift-tools-version: 6.1
+// DiskLease: a shared-storage lease manager, byte-compatible with sanlock 3.8.x.
+//
+// Layers (dependencies point down only):
+//   Tools/disklease (CLI)  →  DiskLeaseCLI
+//   LeaseFormat  (on-disk records, CRC-32C, geometry; pure, no I/O)
+//   DirectIO     (the storage port: aligned batched sector I/O with timeouts)
+//   CDirectIO    (C shim over libaio, O_DIRECT and block-device ioctls)
+import PackageDescription
+
+let package = Package(
+    name: "DiskLease",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "DirectIO", targets: ["DirectIO"]),
+        .library(name: "LeaseFormat", targets: ["LeaseFormat"]),
+        .executable(name: "disklease", targets: ["disklease"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "CDirectIO",
+            path: "Sources/CDirectIO",
+            linkerSettings: [.linkedLibrary("aio")]
+        ),
+        .target(name: "DirectIO", dependencies: ["CDirectIO"]),
+        .target(name: "LeaseFormat"),
+        .target(
+            name: "DiskLeaseCLI",
+            dependencies: [
+                "DirectIO", "LeaseFormat",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "disklease", dependencies: ["DiskLeaseCLI"], path: "Tools/disklease"),
+        .testTarget(name: "LeaseFormatTests", dependencies: ["LeaseFormat"]),
+        .testTarget(name: "DirectIOTests", dependencies: ["DirectIO", "CDirectIO"]),
+        .testTarget(name: "CLITests", dependencies: ["DiskLeaseCLI", "LeaseFormat", "DirectIO", "disklease"]),
+    ]
+)

@@ -1,0 +1,1 @@
+public struct DiskLeaseCommand { public static func main() {} }

@@ -1,0 +1,2 @@
+import DiskLeaseCLI
+DiskLeaseCommand.main()
