@@ -35,8 +35,9 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "disklease", dependencies: ["DiskLeaseCLI"], path: "Tools/disklease"),
-        .testTarget(name: "LeaseFormatTests", dependencies: ["LeaseFormat"]),
-        .testTarget(name: "DirectIOTests", dependencies: ["DirectIO", "CDirectIO"]),
-        .testTarget(name: "CLITests", dependencies: ["DiskLeaseCLI", "LeaseFormat", "DirectIO", "disklease"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "LeaseFormatTests", dependencies: ["LeaseFormat"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DirectIOTests", dependencies: ["DirectIO", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["DiskLeaseCLI", "LeaseFormat", "DirectIO", "TestSupport", "disklease"]),
     ]
 )

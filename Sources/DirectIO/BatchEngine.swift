@@ -161,6 +161,14 @@ struct BatchEngine {
                     }
                     // EAGAIN or 0 taken: the queue is full; reap something, then try again.
                 }
+                if inFlight.isEmpty && parkedRequestCount == 0 {
+                    // Nothing of ours to wait for: EAGAIN here is a transient kernel shortage.
+                    if ContinuousClock.now < deadline { continue }
+                    failure = .timeout(path: path, offset: pending.last!.offset, inFlight: pending.count,
+                                       timeoutMilliseconds: Self.nanoseconds(timeout) / 1_000_000)
+                    counters.timeouts += 1
+                    break loop
+                }
             }
             let remaining = max(0, Self.nanoseconds(deadline - ContinuousClock.now))
             let events: [KernelCompletion]
