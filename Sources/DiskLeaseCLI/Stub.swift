@@ -1,1 +1,0 @@
-public struct DiskLeaseCommand { public static func main() {} }
