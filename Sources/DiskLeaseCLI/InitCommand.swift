@@ -21,6 +21,15 @@ struct GeometryOptions: ParsableArguments {
     @Flag(help: "Overwrite an area that already holds a valid lockspace or resource.")
     var force = false
 
+    func validate() throws {
+        if let sectorSize, sectorSize != 512 && sectorSize != 4096 {
+            throw ValidationError("--sector-size must be 512 or 4096")
+        }
+        if let sectorSize, let alignSize, (try? Geometry(sectorSize: sectorSize, alignSize: alignSize.bytes)) == nil {
+            throw ValidationError("valid sector/align sizes: 512/1M, 4K/1M, 4K/2M, 4K/4M, 4K/8M")
+        }
+    }
+
     func geometry(for device: FileDevice) throws(CLIFailure) -> Geometry {
         let ss = sectorSize ?? (device.alignment == 4096 ? 4096 : 512)
         do {

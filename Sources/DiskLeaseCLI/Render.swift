@@ -176,8 +176,11 @@ enum Render {
             case .lockspace(let l):
                 let used = l.slots.filter { !$0.isUnused }
                 out += "lockspace \(l.name) at offset \(l.offset): \(l.geometry), max_hosts \(l.geometry.maxHosts), \(used.count) slot(s) used or damaged\n"
-                out += row([("host_id", 7), ("offset", 10), ("verdict", 14), ("owner", 5), ("gen", 5), ("timestamp", 10), ("io_to", 5), ("host_name", 0)])
-                for s in l.slots where all || !s.isUnused {
+                let shown = l.slots.filter { all || !$0.isUnused }
+                if !shown.isEmpty {
+                    out += row([("host_id", 7), ("offset", 10), ("verdict", 14), ("owner", 5), ("gen", 5), ("timestamp", 10), ("io_to", 5), ("host_name", 0)])
+                }
+                for s in shown {
                     let bits = s.notifying.isEmpty ? "" : " notify=\(s.notifying.map(String.init).joined(separator: ","))"
                     out += row([("\(s.hostID)", 7), ("\(s.offset)", 10), (s.verdict.rawValue, 14), ("\(s.record.ownerID)", 5),
                                 ("\(s.record.ownerGeneration)", 5), ("\(s.record.timestamp)", 10), ("\(s.record.ioTimeout)", 5),
