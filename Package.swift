@@ -14,6 +14,8 @@ let package = Package(
     products: [
         .library(name: "DirectIO", targets: ["DirectIO"]),
         .library(name: "LeaseFormat", targets: ["LeaseFormat"]),
+        .library(name: "DeltaLease", targets: ["DeltaLease"]),
+        .library(name: "DiskPaxos", targets: ["DiskPaxos"]),
         .executable(name: "disklease", targets: ["disklease"]),
     ],
     dependencies: [
@@ -27,6 +29,9 @@ let package = Package(
         ),
         .target(name: "DirectIO", dependencies: ["CDirectIO"]),
         .target(name: "LeaseFormat"),
+        .target(name: "DeltaLease", dependencies: ["DirectIO", "LeaseFormat"]),
+        .target(name: "DiskPaxos", dependencies: ["DeltaLease", "DirectIO", "LeaseFormat"]),
+        .target(name: "LeaseRunner", dependencies: ["DeltaLease", "DirectIO"]),
         .target(
             name: "DiskLeaseCLI",
             dependencies: [
@@ -38,6 +43,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "LeaseFormatTests", dependencies: ["LeaseFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DirectIOTests", dependencies: ["DirectIO", "TestSupport"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["DeltaLease", "DiskPaxos", "LeaseRunner", "LeaseFormat", "DirectIO"]),
         .testTarget(name: "CLITests", dependencies: ["DiskLeaseCLI", "LeaseFormat", "DirectIO", "TestSupport", "disklease"]),
     ]
 )
