@@ -32,10 +32,11 @@ let package = Package(
         .target(name: "DeltaLease", dependencies: ["DirectIO", "LeaseFormat"]),
         .target(name: "DiskPaxos", dependencies: ["DeltaLease", "DirectIO", "LeaseFormat"]),
         .target(name: "LeaseRunner", dependencies: ["DeltaLease", "DirectIO"]),
+        .target(name: "Simulation", dependencies: ["DeltaLease", "DiskPaxos", "DirectIO", "LeaseFormat"]),
         .target(
             name: "DiskLeaseCLI",
             dependencies: [
-                "DirectIO", "LeaseFormat",
+                "DirectIO", "LeaseFormat", "DeltaLease", "DiskPaxos", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -43,7 +44,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "LeaseFormatTests", dependencies: ["LeaseFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DirectIOTests", dependencies: ["DirectIO", "TestSupport"]),
-        .testTarget(name: "ProtocolTests", dependencies: ["DeltaLease", "DiskPaxos", "LeaseRunner", "LeaseFormat", "DirectIO"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["DeltaLease", "DiskPaxos", "LeaseRunner", "LeaseFormat", "DirectIO", "Simulation"]),
         .testTarget(name: "CLITests", dependencies: ["DiskLeaseCLI", "LeaseFormat", "DirectIO", "TestSupport", "disklease"]),
     ]
 )

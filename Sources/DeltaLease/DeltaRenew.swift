@@ -24,6 +24,9 @@ public struct DeltaRenew: LeaseOperation {
     let timeouts: Timeouts
     /// Events ride in the write_* fields (sanlock's set_event); zero when none.
     let event: (generation: UInt64, event: UInt64, data: UInt64)
+    /// Whether the previous renewal succeeded: only then must the record be exactly what we
+    /// wrote (a timed-out write may have landed after all, or not).
+    let previousSucceeded: Bool
     private var startedAt: Nanos = 0
     private var area: [UInt8] = []
     private var readAt: Nanos = 0
@@ -31,7 +34,9 @@ public struct DeltaRenew: LeaseOperation {
 
     /// `last` is the record our previous renewal (or join) wrote.
     public init(layout: AreaLayout, space: String, hostID: Int, last: LeaderRecord, timeouts: Timeouts,
-                bitmap: HostBitmap = HostBitmap(), event: (UInt64, UInt64, UInt64) = (0, 0, 0)) {
+                previousSucceeded: Bool = true, bitmap: HostBitmap = HostBitmap(),
+                event: (UInt64, UInt64, UInt64) = (0, 0, 0)) {
+        self.previousSucceeded = previousSucceeded
         self.layout = layout
         self.space = space
         self.hostID = hostID
@@ -66,7 +71,9 @@ public struct DeltaRenew: LeaseOperation {
         guard mine.ownerID == last.ownerID, mine.ownerGeneration == last.ownerGeneration,
               mine.resourceName == last.resourceName
         else { return .finished(.failure(.renewOwner(hostID: hostID, offset: offset))) }
-        guard mine == last else { return .finished(.failure(.renewDiff(hostID: hostID, offset: offset))) }
+        if previousSucceeded && mine != last {
+            return .finished(.failure(.renewDiff(hostID: hostID, offset: offset)))
+        }
         var r = mine
         r.timestamp = Clock.diskTimestamp(startedAt)
         r.ioTimeout = UInt16(timeouts.ioTimeoutSeconds)
@@ -106,5 +113,26 @@ public struct DeltaLeave: LeaseOperation {
         var r = last
         r.timestamp = 0
         return .finished(.success(r))
+    }
+}
+
+/// An on-demand read of the whole lockspace area for the live view (rule 3: a ballot needs a
+/// view no older than viewMaxAge, and the renewal schedule alone may leave it older).
+public struct ViewRefresh: LeaseOperation {
+    public typealias Output = Result<(area: [UInt8], readAt: Nanos), DeltaError>
+    let layout: AreaLayout
+
+    public init(layout: AreaLayout) { self.layout = layout }
+
+    public mutating func start(now: Nanos) -> Step<Output> {
+        .perform(.read([IORange(offset: layout.offset, length: layout.geometry.alignSize)]))
+    }
+
+    public mutating func resume(_ result: IOResult, now: Nanos) -> Step<Output> {
+        switch result {
+        case .read(let r): return .finished(.success((r[0], now)))
+        case .failed(let e): return .finished(.failure(.io(e)))
+        case .written, .slept: preconditionFailure("expected a read")
+        }
     }
 }

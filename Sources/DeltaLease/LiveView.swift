@@ -67,13 +67,21 @@ public struct LiveView: Sendable, Hashable {
         }
     }
 
-    /// Folds in a whole lockspace area read at `now` (the renewal read).
+    /// Folds in a whole lockspace area read at `now` (the renewal read). Slots never used
+    /// (owner 0, timestamp 0) and not seen before are skipped without decoding.
     public mutating func refresh(area bytes: [UInt8], layout: AreaLayout, space: String, now: Nanos) {
         let ss = layout.geometry.sectorSize
-        for h in 1...layout.geometry.maxHosts {
+        let used: [Int] = bytes.withUnsafeBytes { raw in
+            (1...layout.geometry.maxHosts).filter { h in
+                let at = (h - 1) * ss
+                let owner = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at + 32, as: UInt64.self))
+                let ts = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at + 152, as: UInt64.self))
+                return owner != 0 || ts != 0
+            }
+        }
+        for h in Set(used).union(hosts.keys).sorted() {
             let at = (h - 1) * ss
             let record = LeaderRecord(decoding: bytes, at: at)
-            if record.timestamp == 0 && record.ownerID == 0 && hosts[h] == nil { continue }
             let ok = (try? LeaderRecord.verifyDelta(bytes, at: at, deviceOffset: layout.deltaOffset(hostID: h), space: space)) != nil
             observe(hostID: h, record: record, damaged: !ok, now: now)
         }

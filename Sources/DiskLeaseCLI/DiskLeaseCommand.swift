@@ -21,7 +21,7 @@ public struct DiskLeaseCommand: ParsableCommand {
             initialised (use --force), 74 I/O error or timeout, 78 device does not fit the
             area (too small, truncated, sector size mismatch).
             """,
-        subcommands: [InitCommand.self, DumpCommand.self, ReadLeaderCommand.self]
+        subcommands: [InitCommand.self, DumpCommand.self, ReadLeaderCommand.self, SimulateCommand.self]
     )
 
     public init() {}

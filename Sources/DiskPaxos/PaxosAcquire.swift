@@ -27,6 +27,10 @@ public struct PaxosAcquire: LeaseOperation {
         public var convertFromShared = false
         /// Give up after this many aborted ballots.
         public var maxBallots = 16
+        /// The highest mbal this host has written for this resource (in any earlier acquire of
+        /// this incarnation). A timed-out write may land after a later read, so the disk alone
+        /// cannot tell us; ballots never go below it.
+        public var minimumMbal: UInt64 = 0
         public init(shared: Bool = false, noWait: Bool = false, requiredLver: UInt64? = nil,
                     convertFromShared: Bool = false, maxBallots: Int = 16) {
             self.shared = shared
@@ -56,6 +60,14 @@ public struct PaxosAcquire: LeaseOperation {
     private var sharedSeen: [Int: ModeBlock] = [:]
     private var committed: LeaderRecord! = nil
     private var pendingFailure: PaxosError? = nil
+
+    /// The value this acquire decided for a version, set the moment it issues the commit write
+    /// (a decided value may still be lost with the write; checkers compare decisions per lver).
+    public private(set) var decided: (lver: UInt64, ownerID: UInt64, generation: UInt64, timestamp: UInt64)? = nil
+    /// Blocks shown stale so far (rule 2), also when the acquire fails.
+    public var verifiedStale: [Int: HostIncarnation] { context.verifiedStale }
+    /// The highest mbal this acquire wrote (carry it into the next one as `minimumMbal`).
+    public private(set) var highestMbal: UInt64 = 0
 
     enum Phase {
         case initialRead, phase1Write, phase1Read, phase2Write, phase2Read, commitWrite
@@ -186,6 +198,7 @@ public struct PaxosAcquire: LeaseOperation {
         if l.timestamp != 0 && l.ownerID != UInt64(host.hostID) {
             if let refusal = ownerRefusal(l, sectors: sectors, now: now) { return finish(.failure(refusal)) }
         }
+        maxMbal = max(maxMbal, options.minimumMbal)
         ourMbal = maxMbal == 0 ? UInt64(host.hostID) : (maxMbal - maxMbal % maxHosts) + maxHosts + UInt64(host.hostID)
         nextLver = l.lver + 1
         return startBallot(now: now)
@@ -210,9 +223,18 @@ public struct PaxosAcquire: LeaseOperation {
         ballotStart = now
         sharedSeen = [:]
         assert(ourMbal % maxHosts == UInt64(host.hostID) % maxHosts, "ballot number not ≡ host_id")
+        assert(ourMbal > options.minimumMbal || options.minimumMbal == 0, "mbal went backwards")
         assert(ourMbal >= dblock.mbal, "mbal went backwards")
+        highestMbal = max(highestMbal, ourMbal)
         assert(nextLver >= dblock.lver || dblock.lver == 0, "lver went backwards")
-        dblock = PaxosDblock(mbal: ourMbal, bal: 0, inp: 0, inp2: 0, inp3: 0, lver: nextLver)
+        // Disk Paxos keeps a host's accepted value (bal, inp) across its ballots for the same
+        // instance. sanlock's phase 1 zeroes them; then a host whose decided value's commit
+        // write timed out (and may still land) can decide a second value for the same lver.
+        // The simulator found exactly that (seed 11); a kept value is ordinary Disk Paxos
+        // state to sanlock readers.
+        let keep = dblock.lver == nextLver && dblock.bal != 0 && dblock.inp != 0
+        dblock = PaxosDblock(mbal: ourMbal, bal: keep ? dblock.bal : 0, inp: keep ? dblock.inp : 0,
+                             inp2: keep ? dblock.inp2 : 0, inp3: keep ? dblock.inp3 : 0, lver: nextLver)
         phase = .phase1Write
         return .perform(.write([ourSector()]))
     }
@@ -229,9 +251,9 @@ public struct PaxosAcquire: LeaseOperation {
             let mode = ModeBlock(decoding: sectors[h + 1]!)
             if mode.isShared && h != host.hostID { sharedSeen[h] = mode }
             noteStaleIfDead(h, d, now: now)
-            if h == host.hostID { continue }
             if d.lver < nextLver { continue }
-            if d.lver > nextLver || d.mbal > ourMbal { return abortBallot(now: now) }
+            if h != host.hostID && (d.lver > nextLver || d.mbal > ourMbal) { return abortBallot(now: now) }
+            // Our own block counts too: it carries the value we accepted in an earlier ballot.
             if d.inp != 0 && d.bal != 0 && d.bal > (bkMax?.bal ?? 0) { bkMax = d }
         }
         if !phase2 {
@@ -266,6 +288,7 @@ public struct PaxosAcquire: LeaseOperation {
             l.flags &= ~LeaderRecord.flagShortHold
         }
         committed = l
+        decided = (l.lver, l.ownerID, l.ownerGeneration, l.timestamp)
         phase = .commitWrite
         return .perform(.write([SectorWrite(offset: layout.leaderOffset, bytes: l.sector(size: ss))]))
     }

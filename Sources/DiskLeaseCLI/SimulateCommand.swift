@@ -1,0 +1,81 @@
+import ArgumentParser
+import DeltaLease
+import DiskPaxos
+import Simulation
+
+/// `disklease simulate`: the deterministic simulator. A failing seed prints the command that
+/// replays it exactly.
+struct SimulateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Run seeded simulations of hosts contending for leases on one disk, with faults.",
+        discussion: "Exits 0 when no invariant broke, 70 with the failing seed otherwise.")
+
+    @Option(help: "First seed.") var seed: UInt64 = 1
+    @Option(help: "How many consecutive seeds to run.") var seeds: Int = 1
+    @Option(help: "Hosts per run.") var hosts: Int = 3
+    @Option(help: "Resources per run.") var resources: Int = 2
+    @Option(help: "Events per run.") var steps: Int = 3000
+    @Option(help: "live or full.") var mode: String = "live"
+    @Option(help: "io_timeout in seconds.") var ioTimeout: Int = 1
+    @Option(help: "Watchdog fire timeout in seconds.") var watchdog: Int = 4
+    @Option(help: "Break a safety rule on purpose (noJoinWait, joinWaitEqualsBound, dropDeadBlocksAtOnce, noViewAgeCheck, earlyDead, noBallotBound) to see the checker catch it.")
+    var mutation: [String] = []
+    @Flag(help: "No injected faults.") var noFaults = false
+    @Flag(help: "Print every run's statistics.") var verbose = false
+    @Flag(help: "Print host events (renewal failures, fencing) as they happen.") var debug = false
+
+    func validate() throws {
+        guard ReadMode(rawValue: mode) != nil else { throw ValidationError("--mode is live or full") }
+        guard (1...64).contains(hosts), (1...16).contains(resources), seeds >= 1, steps >= 1 else {
+            throw ValidationError("hosts 1...64, resources 1...16, seeds and steps ≥ 1")
+        }
+        for m in mutation where SimulateCommand.mutations[m] == nil { throw ValidationError("unknown mutation \(m)") }
+    }
+
+    static let mutations: [String: SafetyMutations] = [
+        "noJoinWait": .noJoinWait, "joinWaitEqualsBound": .joinWaitEqualsBound,
+        "dropDeadBlocksAtOnce": .dropDeadBlocksAtOnce, "noViewAgeCheck": .noViewAgeCheck,
+        "earlyDead": .earlyDead, "noBallotBound": .noBallotBound,
+    ]
+
+    func config(seed: UInt64) -> SimConfig {
+        var c = SimConfig(seed: seed)
+        c.hosts = hosts
+        c.resources = resources
+        c.steps = steps
+        c.mode = ReadMode(rawValue: mode)!
+        c.timeouts = Timeouts(ioTimeoutSeconds: ioTimeout, watchdogFireSeconds: watchdog)
+        if noFaults { c.faults = .none }
+        c.mutations = SafetyMutations(mutation.map { SimulateCommand.mutations[$0]! })
+        return c
+    }
+
+    func run() throws {
+        var total = SimStats()
+        for s in seed..<seed + UInt64(seeds) {
+            let sim = Simulation(config: config(seed: s))
+            sim.debugLog = debug
+            let result = sim.run()
+            total.steps += result.stats.steps
+            total.grantsExclusive += result.stats.grantsExclusive
+            total.grantsShared += result.stats.grantsShared
+            total.crashes += result.stats.crashes
+            total.pauses += result.stats.pauses
+            total.ioTimeouts += result.stats.ioTimeouts
+            total.fenced += result.stats.fenced
+            total.ballots += result.stats.ballots
+            total.staleLeaderLandings += result.stats.staleLeaderLandings
+            total.releases += result.stats.releases
+            total.storageLosses += result.stats.storageLosses
+            total.simulatedSeconds += result.stats.simulatedSeconds
+            if verbose { FileHandleStream.stdout.write("seed \(s): \(result.stats)\n") }
+            if let v = result.violation {
+                let m = mutation.map { " --mutation \($0)" }.joined()
+                FileHandleStream.stdout.write("\(v)\nreplay: disklease simulate --seed \(s) --hosts \(hosts) --resources \(resources) --steps \(steps) --mode \(mode) --io-timeout \(ioTimeout) --watchdog \(watchdog)\(m)\(noFaults ? " --no-faults" : "")\n")
+                throw ExitCode(70)
+            }
+        }
+        FileHandleStream.stdout.write("\(seeds) seed(s) from \(seed), no violation: \(total)\n")
+    }
+}

@@ -1,0 +1,47 @@
+import DeltaLease
+import DiskPaxos
+import LeaseFormat
+
+/// Which faults a run injects, as probabilities per I/O or per host event.
+public struct FaultRates: Sendable, Hashable {
+    /// An I/O takes between 0.2 and 0.9 io_timeout instead of a few milliseconds.
+    public var slowIO = 0.05
+    /// An I/O outlasts io_timeout: the caller sees a timeout, a write still lands later.
+    public var timeoutIO = 0.02
+    /// An I/O fails with EIO (a write may or may not have landed).
+    public var eio = 0.01
+    /// A host crashes at a scheduling point (in-flight writes land or are lost, sector by sector).
+    public var crash = 0.002
+    /// A host's process pauses; one pause in five outlasts host_dead_seconds.
+    public var pause = 0.002
+    /// A host's storage path fails for a while (every I/O times out), as a detached LUN would.
+    public var storageLoss = 0.001
+    /// Hosts' clocks run at rates within ±this of each other (e.g. 1e-4 = 100 ppm).
+    public var clockRateSpread = 1e-4
+
+    public init() {}
+
+    public static let none: FaultRates = {
+        var f = FaultRates()
+        f.slowIO = 0; f.timeoutIO = 0; f.eio = 0; f.crash = 0; f.pause = 0; f.storageLoss = 0; f.clockRateSpread = 0
+        return f
+    }()
+}
+
+/// One simulation run's parameters. A run is fully determined by these and the seed.
+public struct SimConfig: Sendable, Hashable {
+    public var seed: UInt64
+    public var hosts = 3
+    public var resources = 2
+    /// Events to process (every I/O completion, write landing, wake-up and tick is one).
+    public var steps = 3000
+    public var geometry = Geometry.g512_1M
+    public var timeouts = Timeouts(ioTimeoutSeconds: 1, watchdogFireSeconds: 4)
+    public var mode = ReadMode.live
+    public var faults = FaultRates()
+    public var mutations: SafetyMutations = []
+    /// Probability that an acquire asks for a shared lease.
+    public var sharedRatio = 0.2
+
+    public init(seed: UInt64) { self.seed = seed }
+}
