@@ -22,6 +22,7 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Break a safety rule on purpose (noJoinWait, joinWaitEqualsBound, dropDeadBlocksAtOnce, noViewAgeCheck, earlyDead, noBallotBound) to see the checker catch it.")
     var mutation: [String] = []
     @Flag(help: "No injected faults.") var noFaults = false
+    @Flag(help: "The join-storm fault profile: frequent crashes and rejoins, short lockspace-path outages.") var joinStorm = false
     @Flag(help: "Print every run's statistics.") var verbose = false
     @Flag(help: "Print host events (renewal failures, fencing) as they happen.") var debug = false
 
@@ -45,8 +46,10 @@ struct SimulateCommand: ParsableCommand {
         c.resources = resources
         c.steps = steps
         c.mode = ReadMode(rawValue: mode)!
-        c.timeouts = Timeouts(ioTimeoutSeconds: ioTimeout, watchdogFireSeconds: watchdog)
+        c.timeouts = Timeouts(ioTimeoutSeconds: ioTimeout, watchdogFireSeconds: watchdog,
+                              viewMaxAgeSeconds: 3 * ioTimeout, ballotMaxDurationSeconds: 3 * ioTimeout)
         if noFaults { c.faults = .none }
+        if joinStorm { c.faults = .joinStorm }
         c.mutations = SafetyMutations(mutation.map { SimulateCommand.mutations[$0]! })
         return c
     }
@@ -72,7 +75,7 @@ struct SimulateCommand: ParsableCommand {
             if verbose { FileHandleStream.stdout.write("seed \(s): \(result.stats)\n") }
             if let v = result.violation {
                 let m = mutation.map { " --mutation \($0)" }.joined()
-                FileHandleStream.stdout.write("\(v)\nreplay: disklease simulate --seed \(s) --hosts \(hosts) --resources \(resources) --steps \(steps) --mode \(mode) --io-timeout \(ioTimeout) --watchdog \(watchdog)\(m)\(noFaults ? " --no-faults" : "")\n")
+                FileHandleStream.stdout.write("\(v)\nreplay: disklease simulate --seed \(s) --hosts \(hosts) --resources \(resources) --steps \(steps) --mode \(mode) --io-timeout \(ioTimeout) --watchdog \(watchdog)\(m)\(noFaults ? " --no-faults" : "")\(joinStorm ? " --join-storm" : "")\n")
                 throw ExitCode(70)
             }
         }

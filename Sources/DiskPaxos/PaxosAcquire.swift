@@ -221,7 +221,6 @@ public struct PaxosAcquire: LeaseOperation {
         if let refusal = preconditionsForBallots(now: now) { return finish(.failure(refusal)) }
         ballots += 1
         ballotStart = now
-        sharedSeen = [:]
         assert(ourMbal % maxHosts == UInt64(host.hostID) % maxHosts, "ballot number not ≡ host_id")
         assert(ourMbal > options.minimumMbal || options.minimumMbal == 0, "mbal went backwards")
         assert(ourMbal >= dblock.mbal, "mbal went backwards")
@@ -241,15 +240,27 @@ public struct PaxosAcquire: LeaseOperation {
 
     private mutating func afterPhaseRead(_ reads: [[UInt8]], phase2: Bool, now: Nanos) -> Step<Output> {
         let sectors = sectorMap(reads)
-        var bkMax: PaxosDblock? = nil
+        // First every block is verified and its mode block noted, before anything can end the
+        // ballot: a retry that then finds us committed as owner relies on this scan to refuse
+        // or clear shared holders (the simulator found the gap, seed 505 of the join storm).
+        var blocks: [(host: Int, dblock: PaxosDblock)] = []
+        sharedSeen = [:]
         for h in plan.hostIDs {
-            let d: PaxosDblock
             switch verifiedDblock(h, sectors) {
-            case .success(let v): d = v
+            case .success(let d): blocks.append((h, d))
             case .failure(let e): return retractThenFail(e)
             }
             let mode = ModeBlock(decoding: sectors[h + 1]!)
             if mode.isShared && h != host.hostID { sharedSeen[h] = mode }
+        }
+        // The leader is in every planned read: if this version (or a later one) is already
+        // committed, stop balloting and let the retry path look at the leader.
+        if let leaderSector = sectors[0] {
+            let l = LeaderRecord(decoding: leaderSector)
+            if l.magic == LeaderRecord.paxosMagic && l.lver >= nextLver { return abortBallot(now: now) }
+        }
+        var bkMax: PaxosDblock? = nil
+        for (h, d) in blocks {
             noteStaleIfDead(h, d, now: now)
             if d.lver < nextLver { continue }
             if h != host.hostID && (d.lver > nextLver || d.mbal > ourMbal) { return abortBallot(now: now) }

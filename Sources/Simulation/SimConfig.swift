@@ -16,14 +16,34 @@ public struct FaultRates: Sendable, Hashable {
     public var pause = 0.002
     /// A host's storage path fails for a while (every I/O times out), as a detached LUN would.
     public var storageLoss = 0.001
+    /// Only the path to the lockspace fails for a while (lockspace and resources on different
+    /// LUNs): renewals and view refreshes time out while ballots go on.
+    public var lockspacePathLoss = 0.003
+    public var lockspaceLossMaxSeconds = 10
+    /// A host crashes right after issuing a write (its sectors land or not, one by one).
+    public var crashOnWrite = 0.01
     /// Hosts' clocks run at rates within ±this of each other (e.g. 1e-4 = 100 ppm).
     public var clockRateSpread = 1e-4
 
     public init() {}
 
+    /// Many joins and late renewals: hosts crash and rejoin often, and the lockspace path drops
+    /// for short spells, so views of 2N–viewMaxAge age meet fresh joiners. This is the profile
+    /// that exposes join-wait and view-age mistakes.
+    public static let joinStorm: FaultRates = {
+        var f = FaultRates()
+        f.crash = 0.01
+        f.crashOnWrite = 0.02
+        f.lockspacePathLoss = 0.05
+        f.lockspaceLossMaxSeconds = 3
+        f.pause = 0.001
+        return f
+    }()
+
     public static let none: FaultRates = {
         var f = FaultRates()
         f.slowIO = 0; f.timeoutIO = 0; f.eio = 0; f.crash = 0; f.pause = 0; f.storageLoss = 0; f.clockRateSpread = 0
+        f.lockspacePathLoss = 0; f.crashOnWrite = 0
         return f
     }()
 }
@@ -36,7 +56,9 @@ public struct SimConfig: Sendable, Hashable {
     /// Events to process (every I/O completion, write landing, wake-up and tick is one).
     public var steps = 3000
     public var geometry = Geometry.g512_1M
-    public var timeouts = Timeouts(ioTimeoutSeconds: 1, watchdogFireSeconds: 4)
+    /// viewMaxAge and ballotMaxDuration at 2·io_timeout keep the join wait (4N + 1) well
+    /// inside the 8N renewal-fail window, so the windows the rules guard actually occur.
+    public var timeouts = Timeouts(ioTimeoutSeconds: 1, watchdogFireSeconds: 4, viewMaxAgeSeconds: 3, ballotMaxDurationSeconds: 3)
     public var mode = ReadMode.live
     public var faults = FaultRates()
     public var mutations: SafetyMutations = []

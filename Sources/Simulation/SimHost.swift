@@ -54,6 +54,7 @@ final class SimHost {
     var fenced = false
     var pausedUntil: Nanos = 0
     var storageLostUntil: Nanos = 0
+    var lockspaceLostUntil: Nanos = 0
     var record: LeaderRecord? = nil
     var lastRenewOK = true
     var joinedAt: Nanos? = nil
@@ -63,6 +64,7 @@ final class SimHost {
     var view: LiveView
     var stale: [Int: [Int: HostIncarnation]] = [:]
     var highestMbal: [Int: UInt64] = [:]
+    var maxLverSeen: [Int: UInt64] = [:]
     var grants: [Int: Grant] = [:]
     var holdUntil: [Int: Nanos] = [:]
     var lanes: [LaneID: Lane] = [.renewal: Lane(), .worker: Lane()]

@@ -144,6 +144,7 @@ public final class Simulation {
             if host.pausedUntil > now { return schedule(at: host.pausedUntil, kind) }
             advance(host, lane, result)
         case let .snapshot(h, inc, lane, token, ranges, completeAt):
+            noteLeadersSeen(ranges, by: hosts[h - 1])
             if debugLog && ranges[0].offset > 0 {
                 let l = LeaderRecord(decoding: disk.read([IORange(offset: ranges[0].offset - ranges[0].offset % UInt64(config.geometry.alignSize), length: 512)])[0])
                 print("t=\(Double(now)/1e9) host \(h)/\(inc) reads @\(ranges.map(\.offset)) leader lver=\(l.lver) owner=\(l.ownerID) ts=\(l.timestamp)")
@@ -171,6 +172,7 @@ public final class Simulation {
         host.fenced = false
         host.pausedUntil = 0
         host.storageLostUntil = 0
+        host.lockspaceLostUntil = 0
         host.record = nil
         host.joinedAt = nil
         host.grants = [:]
@@ -178,6 +180,7 @@ public final class Simulation {
         host.view = LiveView(ourHostID: host.id, timeouts: config.timeouts)
         host.stale = [:]
         host.highestMbal = [:]
+        host.maxLverSeen = [:]
         // A new name per incarnation, as sanlock's per-start UUID: rejoining waits host_dead.
         host.name = "\(LiveView.joinWaitMarker)h\(host.id)-\(host.incarnation)-\(rng.next() % 100_000)"
         startJoin(host)
@@ -252,6 +255,9 @@ public final class Simulation {
             let secs = long ? config.timeouts.hostDeadSeconds + 1 + Int(rng.next() % 5) : 1 + Int(rng.next() % UInt64(3 * N))
             host.pausedUntil = now + Clock.seconds(secs)
         }
+        if chance(f.lockspacePathLoss) {
+            host.lockspaceLostUntil = now + Nanos(rng.next() % UInt64(Clock.seconds(f.lockspaceLossMaxSeconds * N)))
+        }
         if chance(f.storageLoss) {
             stats.storageLosses += 1
             host.storageLostUntil = now + Clock.seconds(1 + Int(rng.next() % UInt64(12 * N)))
@@ -286,9 +292,16 @@ public final class Simulation {
         }
         let f = config.faults
         func chance(_ p: Double) -> Bool { p > 0 && Double(rng.next() % 1_000_000) / 1e6 < p }
-        var latency = Nanos(rng.next() % 2_000_000) + 100_000  // 0.1–2.1 ms
+        var latency = Nanos(rng.next() % 10_000_000) + 200_000  // 0.2–10.2 ms, a SAN's range
         var timedOut = false
-        if host.storageLostUntil > now || chance(f.timeoutIO) {
+        let lockspaceIO: Bool = {
+            switch action {
+            case .read(let r): return r[0].offset < UInt64(config.geometry.alignSize)
+            case .write(let w): return w[0].offset < UInt64(config.geometry.alignSize)
+            case .sleep: return false
+            }
+        }()
+        if host.storageLostUntil > now || (lockspaceIO && host.lockspaceLostUntil > now) || chance(f.timeoutIO) {
             timedOut = true
             latency = ioTimeout + Nanos(rng.next() % UInt64(ioTimeout))  // lands (if ever) within 2N
         } else if chance(f.slowIO) {
@@ -324,6 +337,7 @@ public final class Simulation {
                                            bytes: Array(w.bytes[i * ss..<(i + 1) * ss])))
                 }
             }
+            if chance(f.crashOnWrite) { crash(host, why: "crash with a write in flight"); return }
             if !timedOut && !eio {
                 return schedule(at: max(now + latency, lastLand), .deliver(host: host.id, incarnation: inc, lane: lane, token: token, result: .written))
             }
@@ -446,16 +460,28 @@ public final class Simulation {
         }
     }
 
-    /// lver never goes backwards in what a host writes: a leader write below the lver on disk
-    /// when it is issued is a protocol bug.
+    /// Remembers the highest leader lver each host has read per resource.
+    func noteLeadersSeen(_ ranges: [IORange], by host: SimHost) {
+        let area = UInt64(config.geometry.alignSize)
+        for r in ranges where r.offset >= area && r.offset % area == 0 {
+            let l = LeaderRecord(decoding: disk.sector(at: r.offset))
+            let res = Int(r.offset / area) - 1
+            if l.magic == LeaderRecord.paxosMagic { host.maxLverSeen[res] = max(host.maxLverSeen[res] ?? 0, l.lver) }
+        }
+    }
+
+    /// lver never goes backwards in what a host writes: a leader write below a lver the host
+    /// has read is a protocol bug. (A write issued before a newer commit it could not have seen
+    /// may still land after it: reads and writes take time. That is counted, not failed; the
+    /// decision and belief checks judge whether it does harm.)
     func checkIssuedLeaderWrites(_ writes: [SectorWrite], by host: SimHost) {
         let area = UInt64(config.geometry.alignSize)
         for w in writes where w.offset >= area && w.offset % area == 0 {
             let r = Int(w.offset / area) - 1
             let l = LeaderRecord(decoding: w.bytes)
-            let onDisk = LeaderRecord(decoding: disk.sector(at: w.offset))
-            if l.magic == LeaderRecord.paxosMagic && l.lver < onDisk.lver {
-                fail("host \(host.id) wrote r\(r)'s leader at lver \(l.lver) over lver \(onDisk.lver)")
+            let seen = host.maxLverSeen[r] ?? 0
+            if l.magic == LeaderRecord.paxosMagic && l.lver < seen {
+                fail("host \(host.id) wrote r\(r)'s leader at lver \(l.lver) after reading lver \(seen)")
             }
         }
     }
