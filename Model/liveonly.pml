@@ -7,8 +7,9 @@
  * (DESIGN.md rules 1 and 2). Time is an abstract tick clock T. A view has an age; a ballot
  * starts only on a view at most V ticks old (rule 3), decides only if it took at most B ticks
  * (rule 4), and a joiner starts no ballot until T - Tj > V + B (rule 5). Hosts may crash; only a
- * crashed host can be declared DEAD. Every block read is its own step, so reads and writes of
- * different hosts interleave as on a real disk.
+ * crashed host can be declared DEAD. A phase read of the whole read set is one atomic step, as
+ * the batch both sanlock and DiskLease submit at once (and as the simulator snapshots it);
+ * every write is its own step, so hosts interleave between each write and each read.
  *
  * Safety: every decided value is the same (assert in decide).
  *
@@ -18,8 +19,7 @@
 #define N 3
 #define V 1
 #define B 1
-#define TMAX 5
-#define BALLOTS 2
+#define TMAX 4
 
 byte T = 0;               /* the abstract clock */
 byte mbal[N];             /* Disk Paxos blocks: the highest ballot started ...             */
@@ -44,7 +44,6 @@ active proctype Death() {
 #ifdef EARLY_DEAD
     :: atomic { (dead & 2) == 0 -> dead = dead | 2 }    /* host 1 called DEAD while it runs */
 #else
-    :: atomic { (crashed & 1) != 0 && (dead & 1) == 0 -> dead = dead | 1 }
     :: atomic { (crashed & 2) != 0 && (dead & 2) == 0 -> dead = dead | 2 }
 #endif
     :: atomic { T == TMAX -> break }
@@ -69,8 +68,9 @@ proctype Host(byte h) {
     atomic { view = joined; viewTime = T };
 
 ballot:
+    /* Host 0 may retry once after an abort; hosts 1 and 2 (the joiner) run one ballot. */
     if
-    :: ballots == BALLOTS || (h == 2 && ballots == 1) -> goto done
+    :: ballots == 2 || (h != 0 && ballots == 1) -> goto done
     :: else -> skip
     fi;
     /* Optionally refresh the view (renewal or on demand) before the ballot. */
@@ -100,13 +100,12 @@ ballot:
     };
     /* Phase 1: write mbal, keep the accepted (bal, inp); then read the set. */
     mbal[h] = b;
-    bk = 255; bkBal = 0;
-    q = 0;
-    do
-    :: q == N -> break
-    :: q < N && (readSet & (1 << q)) == 0 -> q++
-    :: q < N && (readSet & (1 << q)) != 0 ->
-        atomic {
+    d_step {
+        bk = 255; bkBal = 0; q = 0;
+        do
+        :: q >= N -> break
+        :: q < N && (readSet & (1 << q)) == 0 -> q++
+        :: q < N && (readSet & (1 << q)) != 0 ->
             if
             :: q != h && mbal[q] > b -> q = N + 1      /* abort */
             :: else ->
@@ -120,8 +119,8 @@ ballot:
                 fi;
                 q++
             fi
-        }
-    od;
+        od
+    };
     if
     :: q == N + 1 -> goto aborted
     :: else -> skip
@@ -133,21 +132,21 @@ ballot:
     /* Phase 2: write (bal, inp); read the set again. */
     atomic { bal[h] = b; inp[h] = v };
     if
-    :: (h != 2) -> atomic { crashed = crashed | (1 << h) }; goto done   /* crash after phase 2 */
+    :: (h == 1) -> atomic { crashed = crashed | (1 << h) }; goto done   /* crash after phase 2 */
     :: skip
     fi;
-    q = 0;
-    do
-    :: q == N -> break
-    :: q < N && (readSet & (1 << q)) == 0 -> q++
-    :: q < N && (readSet & (1 << q)) != 0 ->
-        atomic {
+    d_step {
+        q = 0;
+        do
+        :: q >= N -> break
+        :: q < N && (readSet & (1 << q)) == 0 -> q++
+        :: q < N && (readSet & (1 << q)) != 0 ->
             if
             :: q != h && mbal[q] > b -> q = N + 1
             :: else -> q++
             fi
-        }
-    od;
+        od
+    };
     if
     :: q == N + 1 -> goto aborted
     :: else -> skip
@@ -158,9 +157,10 @@ ballot:
         :: else -> skip
         fi
     };
-    /* The decider may crash right after deciding (its commit lost). */
+    /* The decider may crash right after deciding (its commit lost). Host 1 is the one that
+     * crashes: whose block a dead-host read must still find. */
     if
-    :: (h != 2) -> atomic { crashed = crashed | (1 << h) }
+    :: (h == 1) -> atomic { crashed = crashed | (1 << h) }
     :: skip
     fi;
     goto done;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what is missing, builds, runs
-# every test (unit, real O_DIRECT files and loop devices, real sanlock), and checks that the
-# benchmarks still build.
+# every test (unit, real O_DIRECT files and loop devices, real sanlock, protocol), the
+# simulator (10,000 seeds and its mutants, release build), the spin model and its mutants,
+# and checks that the benchmarks still build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Tools/install-deps.sh --test
@@ -15,5 +16,9 @@ swift build
 swift test 2>&1 | tee .build/test.log | awk '!/^(◇|↳)/ && !(/^✔ Test / && !/^✔ Test run/)'
 status=${PIPESTATUS[0]}
 [[ $status -eq 0 ]] || { echo "swift test failed ($status)"; exit "$status"; }
+echo "== deterministic simulator (release build)"
+bash Tools/sim-check.sh
+echo "== spin model of live-only reads"
+bash Model/check.sh
 echo "== benchmarks build"
 swift build --package-path Benchmarks 2>&1 | tail -1
