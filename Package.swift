@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "DiskLeaseCLI",
             dependencies: [
-                "DirectIO", "LeaseFormat", "DeltaLease", "DiskPaxos", "Simulation",
+                "DirectIO", "LeaseFormat", "DeltaLease", "DiskPaxos", "Simulation", "LeaseRunner",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -18,10 +18,11 @@ public struct DiskLeaseCommand: ParsableCommand {
 
             Exit codes: 0 ok, 64 usage (bad arguments, misaligned offset), 65 corrupt area
             (bad checksum, magic, version or name), 66 missing device, 73 area already
-            initialised (use --force), 74 I/O error or timeout, 78 device does not fit the
-            area (too small, truncated, sector size mismatch).
+            initialised (use --force), 74 I/O error or timeout, 75 held by another host (try
+            again), 78 device does not fit the area (too small, truncated, sector size
+            mismatch), 70 the simulator found a violation.
             """,
-        subcommands: [InitCommand.self, DumpCommand.self, ReadLeaderCommand.self, SimulateCommand.self]
+        subcommands: [InitCommand.self, DumpCommand.self, ReadLeaderCommand.self, DirectCommand.self, SimulateCommand.self]
     )
 
     public init() {}
@@ -35,6 +36,8 @@ public enum ExitStatus: Int32, Sendable {
     case noInput = 66
     case exists = 73
     case io = 74
+    /// The lease (or host id) is held by someone else, or the race was lost: try again later.
+    case busy = 75
     case geometry = 78
 }
 

@@ -119,6 +119,18 @@ public struct Grant: Sendable, Hashable {
     /// Ballots run (1 when uncontended).
     public var ballots: Int
 
+    public init(resource: PaxosResource, host: PaxosHost, lver: UInt64, shared: Bool, leader: LeaderRecord,
+                dblock: PaxosDblock, verifiedStale: [Int: HostIncarnation], ballots: Int) {
+        self.resource = resource
+        self.host = host
+        self.lver = lver
+        self.shared = shared
+        self.leader = leader
+        self.dblock = dblock
+        self.verifiedStale = verifiedStale
+        self.ballots = ballots
+    }
+
     public var fencingToken: UInt64 { lver }
 }
 

@@ -1,0 +1,268 @@
+import ArgumentParser
+import DeltaLease
+import DirectIO
+import DiskPaxos
+import LeaseFormat
+import LeaseRunner
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `disklease direct`: the protocol without a daemon, one process per host, like
+/// `sanlock direct`. Every command reads what it needs from disk.
+struct DirectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "direct",
+        abstract: "Join, renew, leave, acquire and release directly on the device (no daemon).",
+        discussion: """
+            A direct acquire reads the lockspace once for its live view and uses full reads
+            (all num_hosts dblocks): a process without a daemon cannot prove the join-wait rule
+            to other hosts' live-only ballots, so it never relies on it for its own reads. It
+            still waits out the join wait itself, counted conservatively from its delta lease
+            timestamp.
+            """,
+        subcommands: [DirectJoin.self, DirectRenew.self, DirectLeave.self, DirectAcquire.self, DirectRelease.self, DirectStress.self])
+}
+
+struct TimeoutOptions: ParsableArguments {
+    @Option(help: "io_timeout in seconds (default: the one in our delta lease, else 10).") var ioTimeout: Int?
+    @Option(help: "Watchdog fire timeout in seconds.") var watchdog = 60
+    @Option(help: "viewMaxAge in seconds (default 3·io_timeout).") var viewMaxAge: Int?
+    @Option(help: "ballotMaxDuration in seconds (default 4·io_timeout).") var ballotMax: Int?
+
+    func timeouts(recordIoTimeout: UInt16?) -> Timeouts {
+        let io = ioTimeout ?? (recordIoTimeout.map(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? 10)
+        return Timeouts(ioTimeoutSeconds: io, watchdogFireSeconds: watchdog, viewMaxAgeSeconds: viewMaxAge, ballotMaxDurationSeconds: ballotMax)
+    }
+}
+
+/// One host's access to a lockspace on a device, for the direct commands.
+struct DirectHost {
+    let spec: LockspaceSpec
+    let access: AreaAccess
+    let layout: AreaLayout
+    let timeouts: Timeouts
+
+    init(_ spec: LockspaceSpec, options: TimeoutOptions) throws(CLIFailure) {
+        guard spec.hostID >= 1 else { throw CLIFailure("host_id must be 1 or more for direct commands", .usage) }
+        self.spec = spec
+        access = try AreaAccess(path: spec.path, readOnly: false)
+        let start = try access.readAreaStart(spec.offset)
+        let g = try access.declaredGeometry(at: spec.offset, start: start)
+        guard spec.hostID <= g.maxHosts else {
+            throw CLIFailure(path: spec.path, .hostIDOutOfRange(hostID: UInt64(spec.hostID), maxHosts: g.maxHosts))
+        }
+        layout = AreaLayout(offset: spec.offset, geometry: g)
+        let slot = try access.read(layout.deltaOffset(hostID: spec.hostID), g.sectorSize)
+        timeouts = options.timeouts(recordIoTimeout: LeaderRecord(decoding: slot).ioTimeout)
+    }
+
+    var runner: Runner { Runner(device: access.device, ioTimeout: timeouts.ioTimeout) }
+
+    /// Our delta lease, which must be held (joined) by us.
+    func ownRecord() throws(CLIFailure) -> LeaderRecord {
+        let at = layout.deltaOffset(hostID: spec.hostID)
+        let sector = try access.read(at, layout.geometry.sectorSize)
+        let r: LeaderRecord
+        do {
+            r = try LeaderRecord.verifyDelta(sector, deviceOffset: at, space: spec.name)
+        } catch {
+            throw CLIFailure(path: spec.path, error)
+        }
+        guard r.ownerID == UInt64(spec.hostID), r.timestamp != 0 else {
+            throw CLIFailure("\(spec.path): offset \(at): host_id \(spec.hostID) has not joined lockspace \(spec.name) (run direct join)", .usage)
+        }
+        return r
+    }
+
+    /// A live view from one read of the lockspace, fresh now.
+    func view() throws(CLIFailure) -> LiveView {
+        var v = LiveView(ourHostID: spec.hostID, timeouts: timeouts)
+        let area = try access.read(layout.offset, layout.geometry.alignSize)
+        v.refresh(area: area, layout: layout, space: spec.name, now: MonotonicClock.now())
+        return v
+    }
+
+    /// The resource, checked against the lockspace and the device.
+    func resource(_ r: ResourceSpec) throws(CLIFailure) -> PaxosResource {
+        guard r.path == spec.path, r.lockspace == spec.name else {
+            throw CLIFailure("resource \(r.lockspace):\(r.name) must be in lockspace \(spec.name) on \(spec.path)", .usage)
+        }
+        let start = try access.readAreaStart(r.offset)
+        let g = try access.declaredGeometry(at: r.offset, start: start)
+        return PaxosResource(space: r.lockspace, name: r.name, layout: AreaLayout(offset: r.offset, geometry: g))
+    }
+
+    /// The earliest our delta write can have been on disk: its timestamp, rounded up, plus the
+    /// io_timeout the write had. Counting the join wait from here can only over-wait.
+    func joinedAt(_ record: LeaderRecord) -> Nanos {
+        Clock.seconds(Int(record.timestamp) + 1 + timeouts.ioTimeoutSeconds)
+    }
+}
+
+func hostName(_ given: String?) -> String {
+    if let given { return given }
+    var buf = [CChar](repeating: 0, count: 64)
+    gethostname(&buf, 63)
+    let node = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    var rng = SystemRandomNumberGenerator()
+    let id = String(rng.next() & 0xFFFF_FFFF_FFFF, radix: 16)
+    return String("\(LiveView.joinWaitMarker)\(id).\(node)".prefix(LeaseName.hostNameMax))
+}
+
+struct DirectJoin: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "join", abstract: "Acquire a host id (delta lease): waits 2·io_timeout, longer if the slot was held by another name.")
+    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
+    @Option(help: "Unique host name (default: dl:<random>.<nodename>; reuse one to rejoin without waiting).") var name: String?
+    @OptionGroup var timing: TimeoutOptions
+
+    func run() throws {
+        try reporting {
+            let host = try DirectHost(lockspace, options: timing)
+            let op = DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
+                               hostName: hostName(name), timeouts: host.timeouts)
+            switch host.runner.run(op) {
+            case .success(let j):
+                FileHandleStream.stdout.write("joined \(lockspace.name) host_id \(lockspace.hostID) generation \(j.generation) name \(j.record.resourceName)\n")
+            case .failure(let e):
+                throw CLIFailure("\(lockspace.path): \(e)", e.exitStatus)
+            }
+        }
+    }
+}
+
+struct DirectRenew: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "renew", abstract: "Renew our delta lease once.")
+    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
+    @OptionGroup var timing: TimeoutOptions
+
+    func run() throws {
+        try reporting {
+            let host = try DirectHost(lockspace, options: timing)
+            let last = try host.ownRecord()
+            let op = DeltaRenew(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID, last: last,
+                                timeouts: host.timeouts, previousSucceeded: false)
+            switch host.runner.run(op) {
+            case .success(let r): FileHandleStream.stdout.write("renewed host_id \(lockspace.hostID) timestamp \(r.record.timestamp)\n")
+            case .failure(let e): throw CLIFailure("\(lockspace.path): \(e)", e.exitStatus)
+            }
+        }
+    }
+}
+
+struct DirectLeave: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "leave", abstract: "Release our delta lease (timestamp 0).")
+    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
+    @OptionGroup var timing: TimeoutOptions
+
+    func run() throws {
+        try reporting {
+            let host = try DirectHost(lockspace, options: timing)
+            let last = try host.ownRecord()
+            switch host.runner.run(DeltaLeave(layout: host.layout, hostID: lockspace.hostID, last: last)) {
+            case .success: FileHandleStream.stdout.write("left \(lockspace.name) host_id \(lockspace.hostID)\n")
+            case .failure(let e): throw CLIFailure("\(lockspace.path): \(e)", e.exitStatus)
+            }
+        }
+    }
+}
+
+struct DirectAcquire: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "acquire",
+        abstract: "Acquire a resource lease; prints the fencing token (lver).",
+        discussion: "Exits 0 with the lease, 75 when another host holds it (or won the race), 74 on I/O errors.")
+    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:lver|:SH]") var resource: ResourceSpec
+    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
+    @Flag(help: "Wait out the join wait instead of failing.") var wait = false
+    @OptionGroup var timing: TimeoutOptions
+
+    func run() throws {
+        try reporting {
+            let host = try DirectHost(lockspace, options: timing)
+            let me = try host.ownRecord()
+            let res = try host.resource(resource)
+            let joinedAt = host.joinedAt(me)
+            if wait { MonotonicClock.sleep(until: joinedAt + Clock.seconds(host.timeouts.joinWaitSeconds)) }
+            let ctx = BallotContext(view: try host.view(), joinedAt: joinedAt, mode: .full)
+            var options = PaxosAcquire.Options(shared: resource.shared, noWait: true, requiredLver: resource.lver)
+            options.maxBallots = 32
+            var rng = SystemRandomNumberGenerator()
+            let op = PaxosAcquire(resource: res, host: PaxosHost(hostID: lockspace.hostID, generation: me.ownerGeneration),
+                                  context: ctx, timeouts: host.timeouts, options: options, seed: rng.next())
+            switch host.runner.run(op) {
+            case .success(let g):
+                FileHandleStream.stdout.write("acquired \(resource.lockspace):\(resource.name) lver \(g.lver)\(g.shared ? " shared" : "")\n")
+            case .failure(let e):
+                throw CLIFailure("\(resource.path): \(resource.lockspace):\(resource.name): \(e)", e.exitStatus)
+            }
+        }
+    }
+}
+
+struct DirectRelease: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "release", abstract: "Release a resource lease we hold.")
+    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:SH]") var resource: ResourceSpec
+    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
+    @OptionGroup var timing: TimeoutOptions
+
+    func run() throws {
+        try reporting {
+            let host = try DirectHost(lockspace, options: timing)
+            let me = try host.ownRecord()
+            let res = try host.resource(resource)
+            let grant = try heldGrant(host: host, me: me, resource: res, shared: resource.shared)
+            switch host.runner.run(PaxosRelease(grant: grant)) {
+            case .success: FileHandleStream.stdout.write("released \(resource.lockspace):\(resource.name) lver \(grant.lver)\n")
+            case .failure(let e): throw CLIFailure("\(resource.path): \(e)", e.exitStatus)
+            }
+        }
+    }
+}
+
+/// Rebuilds the grant a direct process holds from the leader and our dblock on disk.
+func heldGrant(host: DirectHost, me: LeaderRecord, resource res: PaxosResource, shared: Bool) throws(CLIFailure) -> Grant {
+    let ss = res.layout.geometry.sectorSize
+    let leaderBytes = try host.access.read(res.layout.leaderOffset, ss)
+    let leader: LeaderRecord
+    do {
+        leader = try LeaderRecord.verifyPaxos(leaderBytes, deviceOffset: res.layout.offset, space: res.space, resource: res.name)
+    } catch {
+        throw CLIFailure(path: res.layout.offset.description, error)
+    }
+    let mine = try host.access.read(res.layout.dblockOffset(hostID: host.spec.hostID), ss)
+    let us = UInt64(host.spec.hostID)
+    if !shared {
+        guard leader.ownerID == us, leader.ownerGeneration == me.ownerGeneration, leader.timestamp != 0 else {
+            throw CLIFailure("\(host.spec.path): \(res.space):\(res.name) is not held by host_id \(us) generation \(me.ownerGeneration)", .corrupt)
+        }
+    }
+    return Grant(resource: res, host: PaxosHost(hostID: host.spec.hostID, generation: me.ownerGeneration), lver: leader.lver,
+                 shared: shared, leader: leader, dblock: PaxosDblock(decoding: mine), verifiedStale: [:], ballots: 0)
+}
+
+extension DeltaError {
+    var exitStatus: ExitStatus {
+        switch self {
+        case .io: return .io
+        case .format: return .corrupt
+        case .hostIDBusy: return .busy
+        case .renewOwner, .renewDiff: return .corrupt
+        case .badHostName: return .usage
+        }
+    }
+}
+
+extension PaxosError {
+    var exitStatus: ExitStatus {
+        switch self {
+        case .io: return .io
+        case .leader, .corruptDblock: return .corrupt
+        case .geometryMismatch: return .geometry
+        case .held, .acquiredByOther, .sharedHolders, .contended, .joinWaitPending, .viewTooOld, .ballotTooLong, .lverMismatch:
+            return .busy
+        case .notOwner: return .usage
+        }
+    }
+}

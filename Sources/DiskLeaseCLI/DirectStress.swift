@@ -1,0 +1,76 @@
+import ArgumentParser
+import DeltaLease
+import DiskPaxos
+import LeaseFormat
+import LeaseRunner
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `disklease direct stress`: one host's worker for multi-process mutual-exclusion tests.
+/// It joins (with a stable name, so a restarted worker rejoins at once), then loops: acquire,
+/// critical section on an external counter file, release. The critical section writes a
+/// unique token, waits, reads it back and appends "host_id lver" to a shared log; a second
+/// owner at the same time would overwrite the token or break the strictly increasing lver
+/// order of the log. Kill it with SIGKILL at any moment.
+struct DirectStress: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stress", abstract: "Contend for one resource in a loop with an external mutual-exclusion check.")
+    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
+    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset") var resource: ResourceSpec
+    @Option(help: "Stable host name.") var name: String
+    @Option(help: "The counter file two owners would corrupt.") var counter: String
+    @Option(help: "Append-only log of critical sections.") var log: String
+    @Option(help: "Stop after this many seconds.") var seconds = 30
+    @OptionGroup var timing: TimeoutOptions
+
+    func run() throws {
+        try reporting {
+            let host = try DirectHost(lockspace, options: timing)
+            let joined: DeltaJoin.Joined
+            switch host.runner.run(DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
+                                             hostName: name, timeouts: host.timeouts)) {
+            case .success(let j): joined = j
+            case .failure(let e): throw CLIFailure("\(lockspace.path): \(e)", e.exitStatus)
+            }
+            let res = try host.resource(resource)
+            let me = PaxosHost(hostID: lockspace.hostID, generation: joined.generation)
+            MonotonicClock.sleep(until: joined.writtenAt + Clock.seconds(host.timeouts.joinWaitSeconds))
+            let deadline = MonotonicClock.now() + Clock.seconds(seconds)
+            var rng = SystemRandomNumberGenerator()
+            var highestMbal: UInt64 = 0
+            var acquired = 0
+            let counterFD = open(counter, O_RDWR | O_CREAT, 0o644)
+            let logFD = open(log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+            guard counterFD >= 0, logFD >= 0 else { throw CLIFailure("cannot open \(counter) or \(log)", .noInput) }
+            while MonotonicClock.now() < deadline {
+                let ctx = BallotContext(view: try host.view(), joinedAt: joined.writtenAt, mode: .full)
+                var options = PaxosAcquire.Options(noWait: true)
+                options.minimumMbal = highestMbal
+                var op = PaxosAcquire(resource: res, host: me, context: ctx, timeouts: host.timeouts, options: options, seed: rng.next())
+                var trace = IOTrace()
+                let out = host.runner.run(&op, trace: &trace)
+                highestMbal = max(highestMbal, op.highestMbal)
+                guard case .success(let grant) = out else {
+                    usleep(UInt32(2_000 + rng.next() % 20_000))
+                    continue
+                }
+                // The critical section.
+                let token = Array("\(lockspace.hostID):\(grant.lver):\(rng.next())\n".utf8)
+                _ = token.withUnsafeBytes { pwrite(counterFD, $0.baseAddress, $0.count, 0) }
+                fsync(counterFD)
+                usleep(2_000)
+                var back = [UInt8](repeating: 0, count: token.count)
+                _ = back.withUnsafeMutableBytes { pread(counterFD, $0.baseAddress, $0.count, 0) }
+                let line = back == token ? "\(lockspace.hostID) \(grant.lver)\n" : "VIOLATION host \(lockspace.hostID) lver \(grant.lver): token overwritten\n"
+                _ = Array(line.utf8).withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
+                if back != token { throw CLIFailure("mutual exclusion violated at lver \(grant.lver)", .corrupt) }
+                acquired += 1
+                if case .failure(let e) = host.runner.run(PaxosRelease(grant: grant)) {
+                    FileHandleStream.stderr.write("release failed: \(e)\n")
+                }
+            }
+            FileHandleStream.stdout.write("host_id \(lockspace.hostID): \(acquired) critical sections\n")
+        }
+    }
+}
