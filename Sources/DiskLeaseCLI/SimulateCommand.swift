@@ -60,18 +60,7 @@ struct SimulateCommand: ParsableCommand {
             let sim = Simulation(config: config(seed: s))
             sim.debugLog = debug
             let result = sim.run()
-            total.steps += result.stats.steps
-            total.grantsExclusive += result.stats.grantsExclusive
-            total.grantsShared += result.stats.grantsShared
-            total.crashes += result.stats.crashes
-            total.pauses += result.stats.pauses
-            total.ioTimeouts += result.stats.ioTimeouts
-            total.fenced += result.stats.fenced
-            total.ballots += result.stats.ballots
-            total.staleLeaderLandings += result.stats.staleLeaderLandings
-            total.releases += result.stats.releases
-            total.storageLosses += result.stats.storageLosses
-            total.simulatedSeconds += result.stats.simulatedSeconds
+            total.add(result.stats)
             if verbose { FileHandleStream.stdout.write("seed \(s): \(result.stats)\n") }
             if let v = result.violation {
                 let m = mutation.map { " --mutation \($0)" }.joined()

@@ -16,6 +16,14 @@ public struct Violation: Error, Sendable, CustomStringConvertible {
 
 public struct SimStats: Sendable, CustomStringConvertible {
     public init() {}
+
+    /// Adds another run's figures (for totals over many seeds).
+    public mutating func add(_ o: SimStats) {
+        steps += o.steps; grantsExclusive += o.grantsExclusive; grantsShared += o.grantsShared
+        releases += o.releases; crashes += o.crashes; pauses += o.pauses; storageLosses += o.storageLosses
+        ioTimeouts += o.ioTimeouts; fenced += o.fenced; ballots += o.ballots
+        staleLeaderLandings += o.staleLeaderLandings; simulatedSeconds += o.simulatedSeconds
+    }
     public var steps = 0
     public var grantsExclusive = 0
     public var grantsShared = 0
