@@ -60,6 +60,14 @@ struct DirectHost {
 
     var runner: Runner { Runner(device: access.device, ioTimeout: timeouts.ioTimeout) }
 
+    /// Runs a host-id operation, turning its failure into the CLI's one-line error.
+    func run<Op: LeaseOperation, T>(_ op: Op) throws(CLIFailure) -> T where Op.Output == Result<T, DeltaError> {
+        switch runner.run(op) {
+        case .success(let v): return v
+        case .failure(let e): throw CLIFailure("\(spec.path): \(e)", e.exitStatus)
+        }
+    }
+
     /// Our delta lease, which must be held (joined) by us.
     func ownRecord() throws(CLIFailure) -> LeaderRecord {
         let at = layout.deltaOffset(hostID: spec.hostID)
@@ -120,14 +128,9 @@ struct DirectJoin: ParsableCommand {
     func run() throws {
         try reporting {
             let host = try DirectHost(lockspace, options: timing)
-            let op = DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
-                               hostName: hostName(name), timeouts: host.timeouts)
-            switch host.runner.run(op) {
-            case .success(let j):
-                FileHandleStream.stdout.write("joined \(lockspace.name) host_id \(lockspace.hostID) generation \(j.generation) name \(j.record.resourceName)\n")
-            case .failure(let e):
-                throw CLIFailure("\(lockspace.path): \(e)", e.exitStatus)
-            }
+            let j = try host.run(DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
+                                           hostName: hostName(name), timeouts: host.timeouts))
+            FileHandleStream.stdout.write("joined \(lockspace.name) host_id \(lockspace.hostID) generation \(j.generation) name \(j.record.resourceName)\n")
         }
     }
 }
@@ -141,12 +144,9 @@ struct DirectRenew: ParsableCommand {
         try reporting {
             let host = try DirectHost(lockspace, options: timing)
             let last = try host.ownRecord()
-            let op = DeltaRenew(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID, last: last,
-                                timeouts: host.timeouts, previousSucceeded: false)
-            switch host.runner.run(op) {
-            case .success(let r): FileHandleStream.stdout.write("renewed host_id \(lockspace.hostID) timestamp \(r.record.timestamp)\n")
-            case .failure(let e): throw CLIFailure("\(lockspace.path): \(e)", e.exitStatus)
-            }
+            let r = try host.run(DeltaRenew(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID, last: last,
+                                            timeouts: host.timeouts, previousSucceeded: false))
+            FileHandleStream.stdout.write("renewed host_id \(lockspace.hostID) timestamp \(r.record.timestamp)\n")
         }
     }
 }
@@ -160,10 +160,8 @@ struct DirectLeave: ParsableCommand {
         try reporting {
             let host = try DirectHost(lockspace, options: timing)
             let last = try host.ownRecord()
-            switch host.runner.run(DeltaLeave(layout: host.layout, hostID: lockspace.hostID, last: last)) {
-            case .success: FileHandleStream.stdout.write("left \(lockspace.name) host_id \(lockspace.hostID)\n")
-            case .failure(let e): throw CLIFailure("\(lockspace.path): \(e)", e.exitStatus)
-            }
+            _ = try host.run(DeltaLeave(layout: host.layout, hostID: lockspace.hostID, last: last))
+            FileHandleStream.stdout.write("left \(lockspace.name) host_id \(lockspace.hostID)\n")
         }
     }
 }

@@ -27,12 +27,8 @@ struct DirectStress: ParsableCommand {
     func run() throws {
         try reporting {
             let host = try DirectHost(lockspace, options: timing)
-            let joined: DeltaJoin.Joined
-            switch host.runner.run(DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
-                                             hostName: name, timeouts: host.timeouts)) {
-            case .success(let j): joined = j
-            case .failure(let e): throw CLIFailure("\(lockspace.path): \(e)", e.exitStatus)
-            }
+            let joined = try host.run(DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
+                                                hostName: name, timeouts: host.timeouts))
             let res = try host.resource(resource)
             let me = PaxosHost(hostID: lockspace.hostID, generation: joined.generation)
             MonotonicClock.sleep(until: joined.writtenAt + Clock.seconds(host.timeouts.joinWaitSeconds))
