@@ -37,6 +37,14 @@ struct TimeoutOptions: ParsableArguments {
     }
 }
 
+/// The lockspace and timing options every direct command takes.
+struct DirectHostOptions: ParsableArguments {
+    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
+    @OptionGroup var timing: TimeoutOptions
+
+    func host() throws(CLIFailure) -> DirectHost { try DirectHost(lockspace, options: timing) }
+}
+
 /// One host's access to a lockspace on a device, for the direct commands.
 struct DirectHost {
     let spec: LockspaceSpec
@@ -121,13 +129,13 @@ func hostName(_ given: String?) -> String {
 
 struct DirectJoin: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "join", abstract: "Acquire a host id (delta lease): waits 2·io_timeout, longer if the slot was held by another name.")
-    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
+    @OptionGroup var options: DirectHostOptions
     @Option(help: "Unique host name (default: dl:<random>.<nodename>; reuse one to rejoin without waiting).") var name: String?
-    @OptionGroup var timing: TimeoutOptions
+    var lockspace: LockspaceSpec { options.lockspace }
 
     func run() throws {
         try reporting {
-            let host = try DirectHost(lockspace, options: timing)
+            let host = try options.host()
             let j = try host.run(DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
                                            hostName: hostName(name), timeouts: host.timeouts))
             FileHandleStream.stdout.write("joined \(lockspace.name) host_id \(lockspace.hostID) generation \(j.generation) name \(j.record.resourceName)\n")
@@ -137,12 +145,12 @@ struct DirectJoin: ParsableCommand {
 
 struct DirectRenew: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "renew", abstract: "Renew our delta lease once.")
-    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
-    @OptionGroup var timing: TimeoutOptions
+    @OptionGroup var options: DirectHostOptions
+    var lockspace: LockspaceSpec { options.lockspace }
 
     func run() throws {
         try reporting {
-            let host = try DirectHost(lockspace, options: timing)
+            let host = try options.host()
             let last = try host.ownRecord()
             let r = try host.run(DeltaRenew(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID, last: last,
                                             timeouts: host.timeouts, previousSucceeded: false))
@@ -153,12 +161,12 @@ struct DirectRenew: ParsableCommand {
 
 struct DirectLeave: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "leave", abstract: "Release our delta lease (timestamp 0).")
-    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
-    @OptionGroup var timing: TimeoutOptions
+    @OptionGroup var options: DirectHostOptions
+    var lockspace: LockspaceSpec { options.lockspace }
 
     func run() throws {
         try reporting {
-            let host = try DirectHost(lockspace, options: timing)
+            let host = try options.host()
             let last = try host.ownRecord()
             _ = try host.run(DeltaLeave(layout: host.layout, hostID: lockspace.hostID, last: last))
             FileHandleStream.stdout.write("left \(lockspace.name) host_id \(lockspace.hostID)\n")
@@ -172,13 +180,13 @@ struct DirectAcquire: ParsableCommand {
         abstract: "Acquire a resource lease; prints the fencing token (lver).",
         discussion: "Exits 0 with the lease, 75 when another host holds it (or won the race), 74 on I/O errors.")
     @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:lver|:SH]") var resource: ResourceSpec
-    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
+    @OptionGroup var options: DirectHostOptions
     @Flag(help: "Wait out the join wait instead of failing.") var wait = false
-    @OptionGroup var timing: TimeoutOptions
+    var lockspace: LockspaceSpec { options.lockspace }
 
     func run() throws {
         try reporting {
-            let host = try DirectHost(lockspace, options: timing)
+            let host = try options.host()
             let me = try host.ownRecord()
             let res = try host.resource(resource)
             let joinedAt = host.joinedAt(me)
@@ -202,12 +210,12 @@ struct DirectAcquire: ParsableCommand {
 struct DirectRelease: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "release", abstract: "Release a resource lease we hold.")
     @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:SH]") var resource: ResourceSpec
-    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
-    @OptionGroup var timing: TimeoutOptions
+    @OptionGroup var options: DirectHostOptions
+    var lockspace: LockspaceSpec { options.lockspace }
 
     func run() throws {
         try reporting {
-            let host = try DirectHost(lockspace, options: timing)
+            let host = try options.host()
             let me = try host.ownRecord()
             let res = try host.resource(resource)
             let grant = try heldGrant(host: host, me: me, resource: res, shared: resource.shared)

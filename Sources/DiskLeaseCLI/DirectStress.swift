@@ -16,17 +16,17 @@ import Glibc
 /// order of the log. Kill it with SIGKILL at any moment.
 struct DirectStress: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stress", abstract: "Contend for one resource in a loop with an external mutual-exclusion check.")
-    @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
+    @OptionGroup var options: DirectHostOptions
+    var lockspace: LockspaceSpec { options.lockspace }
     @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset") var resource: ResourceSpec
     @Option(help: "Stable host name.") var name: String
     @Option(help: "The counter file two owners would corrupt.") var counter: String
     @Option(help: "Append-only log of critical sections.") var log: String
     @Option(help: "Stop after this many seconds.") var seconds = 30
-    @OptionGroup var timing: TimeoutOptions
 
     func run() throws {
         try reporting {
-            let host = try DirectHost(lockspace, options: timing)
+            let host = try options.host()
             let joined = try host.run(DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
                                                 hostName: name, timeouts: host.timeouts))
             let res = try host.resource(resource)

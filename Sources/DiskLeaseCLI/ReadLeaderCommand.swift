@@ -23,7 +23,7 @@ struct ReadLeaderCommand: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let (path, record, kind): (String, LeaderRecord, String)
+            let (record, kind): (LeaderRecord, String)
             if let ls = lockspace {
                 let access = try AreaAccess(path: ls.path, readOnly: true)
                 let start = try access.readAreaStart(ls.offset)
@@ -39,7 +39,7 @@ struct ReadLeaderCommand: ParsableCommand {
                 } catch {
                     throw CLIFailure(path: ls.path, error)
                 }
-                (path, kind) = (ls.path, "delta")
+                kind = "delta"
             } else {
                 let r = resource!
                 let access = try AreaAccess(path: r.path, readOnly: true)
@@ -50,9 +50,8 @@ struct ReadLeaderCommand: ParsableCommand {
                     throw CLIFailure(path: r.path, error)
                 }
                 _ = try access.declaredGeometry(at: r.offset, start: start)
-                (path, kind) = (r.path, "paxos")
+                kind = "paxos"
             }
-            _ = path
             FileHandleStream.stdout.write(json ? Render.json(LeaderJSON(record, kind: kind)) : Render.leaderLines(record, kind: kind))
         }
     }

@@ -106,7 +106,6 @@ struct AreaJSON: Codable {
             lockspace = r.leader.spaceName
             resource = r.leader.resourceName
             leader = LeaderJSON(r.leader, kind: "paxos")
-            verdict = r.leaderVerdict.rawValue == "ok" && !report.isCorrupt ? "ok" : (report.isCorrupt ? "corrupt" : "ok")
             request = ["lver": r.request.lver, "forceMode": UInt64(r.request.forceMode)]
             requestVerdict = r.requestVerdict.rawValue
             sharedHolders = r.sharedHolders

@@ -46,8 +46,7 @@ struct SimulateCommand: ParsableCommand {
         c.resources = resources
         c.steps = steps
         c.mode = ReadMode(rawValue: mode)!
-        c.timeouts = Timeouts(ioTimeoutSeconds: ioTimeout, watchdogFireSeconds: watchdog,
-                              viewMaxAgeSeconds: 3 * ioTimeout, ballotMaxDurationSeconds: 3 * ioTimeout)
+        c.timeouts = SimConfig.timeouts(ioTimeout: ioTimeout, watchdog: watchdog)
         if noFaults { c.faults = .none }
         if joinStorm { c.faults = .joinStorm }
         c.mutations = SafetyMutations(mutation.map { SimulateCommand.mutations[$0]! })

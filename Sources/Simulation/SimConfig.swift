@@ -56,9 +56,15 @@ public struct SimConfig: Sendable, Hashable {
     /// Events to process (every I/O completion, write landing, wake-up and tick is one).
     public var steps = 3000
     public var geometry = Geometry.g512_1M
-    /// viewMaxAge and ballotMaxDuration at 2·io_timeout keep the join wait (4N + 1) well
-    /// inside the 8N renewal-fail window, so the windows the rules guard actually occur.
-    public var timeouts = Timeouts(ioTimeoutSeconds: 1, watchdogFireSeconds: 4, viewMaxAgeSeconds: 3, ballotMaxDurationSeconds: 3)
+    public var timeouts = SimConfig.timeouts(ioTimeout: 1, watchdog: 4)
+
+    /// The simulator's bounds for an io_timeout: viewMaxAge and ballotMaxDuration at 3N keep
+    /// the join wait (6N + 1) inside the 8N renewal-fail window, so the windows the rules
+    /// guard actually occur.
+    public static func timeouts(ioTimeout: Int, watchdog: Int) -> Timeouts {
+        Timeouts(ioTimeoutSeconds: ioTimeout, watchdogFireSeconds: watchdog,
+                 viewMaxAgeSeconds: 3 * ioTimeout, ballotMaxDurationSeconds: 3 * ioTimeout)
+    }
     public var mode = ReadMode.live
     public var faults = FaultRates()
     public var mutations: SafetyMutations = []
