@@ -235,7 +235,7 @@ func heldGrant(host: DirectHost, me: LeaderRecord, resource res: PaxosResource, 
     do {
         leader = try LeaderRecord.verifyPaxos(leaderBytes, deviceOffset: res.layout.offset, space: res.space, resource: res.name)
     } catch {
-        throw CLIFailure(path: res.layout.offset.description, error)
+        throw CLIFailure(path: host.spec.path, error)
     }
     let mine = try host.access.read(res.layout.dblockOffset(hostID: host.spec.hostID), ss)
     let us = UInt64(host.spec.hostID)
