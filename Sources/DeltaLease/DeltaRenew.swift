@@ -11,8 +11,7 @@ public struct DeltaRenew: LeaseOperation {
         /// last_success): fencing deadlines count from here.
         public var renewedAt: Nanos
         /// The area as read, for the live view and for request bits addressed to us.
-        public var area: [UInt8]
-        public var readAt: Nanos
+        public var snapshot: AreaSnapshot
     }
     public typealias Output = Result<Renewed, DeltaError>
 
@@ -56,7 +55,8 @@ public struct DeltaRenew: LeaseOperation {
     public mutating func resume(_ result: IOResult, now: Nanos) -> Step<Output> {
         if case .failed(let e) = result { return .finished(.failure(.io(e))) }
         if let record {
-            return .finished(.success(Renewed(record: record, renewedAt: startedAt, area: area, readAt: readAt)))
+            return .finished(.success(Renewed(record: record, renewedAt: startedAt,
+                                                       snapshot: AreaSnapshot(bytes: area, issuedAt: startedAt, completedAt: readAt))))
         }
         guard case .read(let b) = result else { preconditionFailure("expected a read") }
         area = b[0]
@@ -119,18 +119,20 @@ public struct DeltaLeave: LeaseOperation {
 /// An on-demand read of the whole lockspace area for the live view (rule 3: a ballot needs a
 /// view no older than viewMaxAge, and the renewal schedule alone may leave it older).
 public struct ViewRefresh: LeaseOperation {
-    public typealias Output = Result<(area: [UInt8], readAt: Nanos), DeltaError>
+    public typealias Output = Result<AreaSnapshot, DeltaError>
     let layout: AreaLayout
+    private var issuedAt: Nanos = 0
 
     public init(layout: AreaLayout) { self.layout = layout }
 
     public mutating func start(now: Nanos) -> Step<Output> {
-        .perform(.read([IORange(offset: layout.offset, length: layout.geometry.alignSize)]))
+        issuedAt = now
+        return .perform(.read([IORange(offset: layout.offset, length: layout.geometry.alignSize)]))
     }
 
     public mutating func resume(_ result: IOResult, now: Nanos) -> Step<Output> {
         switch result {
-        case .read(let r): return .finished(.success((r[0], now)))
+        case .read(let r): return .finished(.success(AreaSnapshot(bytes: r[0], issuedAt: issuedAt, completedAt: now)))
         case .failed(let e): return .finished(.failure(.io(e)))
         case .written, .slept: preconditionFailure("expected a read")
         }

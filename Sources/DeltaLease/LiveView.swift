@@ -67,9 +67,16 @@ public struct LiveView: Sendable, Hashable {
         }
     }
 
-    /// Folds in a whole lockspace area read at `now` (the renewal read). Slots never used
-    /// (owner 0, timestamp 0) and not seen before are skipped without decoding.
-    public mutating func refresh(area bytes: [UInt8], layout: AreaLayout, space: String, now: Nanos) {
+    /// Folds in one read of the whole lockspace area (the renewal's, or a refresh). Slots never
+    /// used (owner 0, timestamp 0) and not seen before are skipped without decoding.
+    ///
+    /// The disk was sampled somewhere between issue and completion, so each bound takes the
+    /// safe end: a timestamp change counts as seen at completion (DEAD is never declared
+    /// early), and the view is as old as the issue (its age is never understated by a slow
+    /// read: rule 3 and the join wait count from there).
+    public mutating func refresh(_ snapshot: AreaSnapshot, layout: AreaLayout, space: String) {
+        let bytes = snapshot.bytes
+        let now = snapshot.completedAt
         let ss = layout.geometry.sectorSize
         let used: [Int] = bytes.withUnsafeBytes { raw in
             (1...layout.geometry.maxHosts).filter { h in
@@ -85,7 +92,7 @@ public struct LiveView: Sendable, Hashable {
             let ok = (try? LeaderRecord.verifyDelta(bytes, at: at, deviceOffset: layout.deltaOffset(hostID: h), space: space)) != nil
             observe(hostID: h, record: record, damaged: !ok, now: now)
         }
-        refreshedAt = now
+        refreshedAt = snapshot.issuedAt
     }
 
     /// Marks the view fresh without a read (for a view built from individual slots in tests).
@@ -145,5 +152,19 @@ public struct HostIncarnation: Sendable, Hashable {
     public init(generation: UInt64, timestamp: UInt64) {
         self.generation = generation
         self.timestamp = timestamp
+    }
+}
+
+/// One read of a whole lockspace area and the two instants that bound when the disk was sampled.
+public struct AreaSnapshot: Sendable {
+    public var bytes: [UInt8]
+    public var issuedAt: Nanos
+    public var completedAt: Nanos
+
+    public init(bytes: [UInt8], issuedAt: Nanos, completedAt: Nanos) {
+        precondition(issuedAt <= completedAt, "a read completes after it is issued")
+        self.bytes = bytes
+        self.issuedAt = issuedAt
+        self.completedAt = completedAt
     }
 }

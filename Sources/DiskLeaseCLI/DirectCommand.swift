@@ -95,9 +95,15 @@ struct DirectHost {
     /// A live view from one read of the lockspace, fresh now.
     func view() throws(CLIFailure) -> LiveView {
         var v = LiveView(ourHostID: spec.hostID, timeouts: timeouts)
-        let area = try access.read(layout.offset, layout.geometry.alignSize)
-        v.refresh(area: area, layout: layout, space: spec.name, now: MonotonicClock.now())
+        try refresh(&v)
         return v
+    }
+
+    /// Folds one more read of the lockspace into `view` (states come from changes over time).
+    func refresh(_ view: inout LiveView) throws(CLIFailure) {
+        let issued = MonotonicClock.now()
+        let area = try access.read(layout.offset, layout.geometry.alignSize)
+        view.refresh(AreaSnapshot(bytes: area, issuedAt: issued, completedAt: MonotonicClock.now()), layout: layout, space: spec.name)
     }
 
     /// The resource, checked against the lockspace and the device.
@@ -178,10 +184,16 @@ struct DirectAcquire: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "acquire",
         abstract: "Acquire a resource lease; prints the fencing token (lver).",
-        discussion: "Exits 0 with the lease, 75 when another host holds it (or won the race), 74 on I/O errors.")
+        discussion: """
+            Exits 0 with the lease, 75 when another host holds it (or won the race), 74 on I/O
+            errors. One read of the lockspace cannot tell whether the owner's host is alive;
+            without --owner-wait such an owner counts as holding the lease (exit 75 at once).
+            """)
     @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:lver|:SH]") var resource: ResourceSpec
     @OptionGroup var options: DirectHostOptions
     @Flag(help: "Wait out the join wait instead of failing.") var wait = false
+    @Flag(help: "When the owner's host is neither known live nor dead, watch its delta lease (as sanlock direct acquire does): refuse as soon as it renews, take the lease over once it has not renewed for host_dead_seconds.")
+    var ownerWait = false
     var lockspace: LockspaceSpec { options.lockspace }
 
     func run() throws {
@@ -191,17 +203,31 @@ struct DirectAcquire: ParsableCommand {
             let res = try host.resource(resource)
             let joinedAt = host.joinedAt(me)
             if wait { MonotonicClock.sleep(until: joinedAt + Clock.seconds(host.timeouts.joinWaitSeconds)) }
-            let ctx = BallotContext(view: try host.view(), joinedAt: joinedAt, mode: .full)
+            var view = try host.view()
             var options = PaxosAcquire.Options(shared: resource.shared, noWait: true, requiredLver: resource.lver)
             options.maxBallots = 32
             var rng = SystemRandomNumberGenerator()
-            let op = PaxosAcquire(resource: res, host: PaxosHost(hostID: lockspace.hostID, generation: me.ownerGeneration),
-                                  context: ctx, timeouts: host.timeouts, options: options, seed: rng.next())
-            switch host.runner.run(op) {
-            case .success(let g):
-                FileHandleStream.stdout.write("acquired \(resource.lockspace):\(resource.name) lver \(g.lver)\(g.shared ? " shared" : "")\n")
-            case .failure(let e):
-                throw CLIFailure("\(resource.path): \(resource.lockspace):\(resource.name): \(e)", e.exitStatus)
+            var announced = false
+            while true {
+                let ctx = BallotContext(view: view, joinedAt: joinedAt, mode: .full)
+                let op = PaxosAcquire(resource: res, host: PaxosHost(hostID: lockspace.hostID, generation: me.ownerGeneration),
+                                      context: ctx, timeouts: host.timeouts, options: options, seed: rng.next())
+                switch host.runner.run(op) {
+                case .success(let g):
+                    FileHandleStream.stdout.write("acquired \(resource.lockspace):\(resource.name) lver \(g.lver)\(g.shared ? " shared" : "")\n")
+                    return
+                case .failure(.held(let owner, _, _, let state)) where ownerWait && (state == .unknown || state == .fail):
+                    // UNKNOWN and FAIL both end: a renewal makes the owner LIVE, and
+                    // host_dead_seconds without one make it DEAD. Each pass reads the lockspace.
+                    if !announced {
+                        FileHandleStream.stderr.write("waiting: owner host_id \(owner) is \(state.rawValue); watching its delta lease\n")
+                        announced = true
+                    }
+                    MonotonicClock.sleep(until: MonotonicClock.now() + Clock.seconds(1))
+                    try host.refresh(&view)
+                case .failure(let e):
+                    throw CLIFailure("\(resource.path): \(resource.lockspace):\(resource.name): \(e)", e.exitStatus)
+                }
             }
         }
     }
@@ -266,7 +292,8 @@ extension PaxosError {
         case .io: return .io
         case .leader, .corruptDblock: return .corrupt
         case .geometryMismatch: return .geometry
-        case .held, .acquiredByOther, .sharedHolders, .contended, .joinWaitPending, .viewTooOld, .ballotTooLong, .lverMismatch:
+        case .held, .acquiredByOther, .sharedHolders, .contended, .joinWaitPending, .viewTooOld, .ballotTooLong, .lverMismatch,
+             .leaderBehind:
             return .busy
         case .notOwner: return .usage
         }

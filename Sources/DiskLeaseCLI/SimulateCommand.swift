@@ -23,6 +23,8 @@ struct SimulateCommand: ParsableCommand {
     var mutation: [String] = []
     @Flag(help: "No injected faults.") var noFaults = false
     @Flag(help: "The join-storm fault profile: frequent crashes and rejoins, short lockspace-path outages.") var joinStorm = false
+    @Flag(help: "Whole-second time: io_timeout 2, watchdog 8, viewMaxAge 3, ballotMaxDuration 2, every latency a whole second, join-storm faults, one resource (overrides those options).")
+    var coarseClock = false
     @Flag(help: "Print every run's statistics.") var verbose = false
     @Flag(help: "Print host events (renewal failures, fencing) as they happen.") var debug = false
 
@@ -41,15 +43,16 @@ struct SimulateCommand: ParsableCommand {
     ]
 
     func config(seed: UInt64) -> SimConfig {
-        var c = SimConfig(seed: seed)
+        var c = coarseClock ? SimConfig.coarse(seed: seed) : SimConfig(seed: seed)
         c.hosts = hosts
-        c.resources = resources
-        c.steps = steps
         c.mode = ReadMode(rawValue: mode)!
+        c.steps = steps
+        c.mutations = SafetyMutations(mutation.map { SimulateCommand.mutations[$0]! })
+        if coarseClock { return c }
+        c.resources = resources
         c.timeouts = SimConfig.timeouts(ioTimeout: ioTimeout, watchdog: watchdog)
         if noFaults { c.faults = .none }
         if joinStorm { c.faults = .joinStorm }
-        c.mutations = SafetyMutations(mutation.map { SimulateCommand.mutations[$0]! })
         return c
     }
 
@@ -63,7 +66,7 @@ struct SimulateCommand: ParsableCommand {
             if verbose { FileHandleStream.stdout.write("seed \(s): \(result.stats)\n") }
             if let v = result.violation {
                 let m = mutation.map { " --mutation \($0)" }.joined()
-                FileHandleStream.stdout.write("\(v)\nreplay: disklease simulate --seed \(s) --hosts \(hosts) --resources \(resources) --steps \(steps) --mode \(mode) --io-timeout \(ioTimeout) --watchdog \(watchdog)\(m)\(noFaults ? " --no-faults" : "")\(joinStorm ? " --join-storm" : "")\n")
+                FileHandleStream.stdout.write("\(v)\nreplay: disklease simulate --seed \(s) --hosts \(hosts) --resources \(resources) --steps \(steps) --mode \(mode) --io-timeout \(ioTimeout) --watchdog \(watchdog)\(m)\(noFaults ? " --no-faults" : "")\(joinStorm ? " --join-storm" : "")\(coarseClock ? " --coarse-clock" : "")\n")
                 throw ExitCode(70)
             }
         }

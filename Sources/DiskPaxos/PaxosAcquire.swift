@@ -60,6 +60,10 @@ public struct PaxosAcquire: LeaseOperation {
     private var sharedSeen: [Int: ModeBlock] = [:]
     private var committed: LeaderRecord! = nil
     private var pendingFailure: PaxosError? = nil
+    /// The version an earlier acquire of ours gave up on after its phase-2 write (its dblock
+    /// still says RELEASED for it): others may take over that version if it is committed in
+    /// our name, so we must never be granted it; we go on to the next version instead.
+    private var retractedLver: UInt64 = 0
 
     /// The value this acquire decided for a version, set the moment it issues the commit write
     /// (a decided value may still be lost with the write; checkers compare decisions per lver).
@@ -190,6 +194,10 @@ public struct PaxosAcquire: LeaseOperation {
             maxMbal = max(maxMbal, d.mbal)
             if h == host.hostID { dblock = d }
         }
+        if dblock.lver > l.lver + 1 {
+            return finish(.failure(.leaderBehind(leaderLver: l.lver, dblockLver: dblock.lver)))
+        }
+        if dblock.isReleased && dblock.bal != 0 && dblock.lver == l.lver + 1 { retractedLver = dblock.lver }
         plan = makePlan(numHosts: numHosts, now: now)
 
         if let required = options.requiredLver, required != l.lver {
@@ -234,6 +242,9 @@ public struct PaxosAcquire: LeaseOperation {
         let keep = dblock.lver == nextLver && dblock.bal != 0 && dblock.inp != 0
         dblock = PaxosDblock(mbal: ourMbal, bal: keep ? dblock.bal : 0, inp: keep ? dblock.inp : 0,
                              inp2: keep ? dblock.inp2 : 0, inp3: keep ? dblock.inp3 : 0, lver: nextLver)
+        // A retracted version stays retracted in every block we write for it: another host
+        // that read RELEASED may already have taken over from a commit in our name.
+        if nextLver == retractedLver { dblock.flags = PaxosDblock.flagReleased }
         phase = .phase1Write
         return .perform(.write([ourSector()]))
     }
@@ -310,6 +321,7 @@ public struct PaxosAcquire: LeaseOperation {
             // We carried another host's value to commit; it is theirs.
             return finish(.failure(.acquiredByOther(ownerID: committed.ownerID, lver: committed.lver)))
         }
+        if committed.lver == retractedLver { return ballotPastRetracted(committed, now: now) }
         if options.shared {
             phase = .sharedModeWrite
             var d = dblock
@@ -393,6 +405,7 @@ public struct PaxosAcquire: LeaseOperation {
         }
         if l.lver == nextLver {
             if l.ownerID == UInt64(host.hostID) && l.ownerGeneration == host.generation {
+                if l.lver == retractedLver { return ballotPastRetracted(l, now: now) }
                 leader = l
                 committed = l
                 return afterCommit(now: now)
@@ -402,6 +415,15 @@ public struct PaxosAcquire: LeaseOperation {
         if l.lver > nextLver || l != leader {
             return finish(.failure(.acquiredByOther(ownerID: l.ownerID, lver: l.lver)))
         }
+        ourMbal += maxHosts
+        return startBallot(now: now)
+    }
+
+    /// Our retracted value won its version: that version counts as released by us (others may
+    /// act on the RELEASED flag), so we ballot for the next one like any other contender.
+    private mutating func ballotPastRetracted(_ l: LeaderRecord, now: Nanos) -> Step<Output> {
+        leader = l
+        nextLver = l.lver + 1
         ourMbal += maxHosts
         return startBallot(now: now)
     }

@@ -159,6 +159,10 @@ public enum PaxosError: Error, Equatable, Sendable, CustomStringConvertible {
     case contended(lver: UInt64, ballots: Int)
     /// Release or convert of a lease we do not hold at that version.
     case notOwner(lver: UInt64)
+    /// The leader on disk is older than a version our own dblock already took part in: a
+    /// timed-out commit landed late over a newer one. Balloting for the old version would
+    /// overwrite (and lose) what our block says about the newer one, so nothing is written.
+    case leaderBehind(leaderLver: UInt64, dblockLver: UInt64)
 
     public var description: String {
         switch self {
@@ -176,6 +180,7 @@ public enum PaxosError: Error, Equatable, Sendable, CustomStringConvertible {
         case .sharedHolders(let h): return "held shared by live host_id(s) \(h.map(String.init).joined(separator: ","))"
         case let .contended(l, b): return "gave up on lver \(l) after \(b) ballots"
         case .notOwner(let l): return "not the owner at lver \(l)"
+        case let .leaderBehind(l, d): return "leader is at lver \(l) but our dblock is already at lver \(d): a stale commit landed late; retry later"
         }
     }
 }

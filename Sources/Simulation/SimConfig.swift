@@ -40,6 +40,16 @@ public struct FaultRates: Sendable, Hashable {
         return f
     }()
 
+    /// The join-storm profile for whole-second time (`SimConfig.coarse`): no clock-rate
+    /// spread, since exact ties are the point, and many slow I/Os so that ballots last whole
+    /// multiples of a second and end exactly at their bound.
+    public static let coarseClock: FaultRates = {
+        var f = FaultRates.joinStorm
+        f.slowIO = 0.5
+        f.clockRateSpread = 0
+        return f
+    }()
+
     public static let none: FaultRates = {
         var f = FaultRates()
         f.slowIO = 0; f.timeoutIO = 0; f.eio = 0; f.crash = 0; f.pause = 0; f.storageLoss = 0; f.clockRateSpread = 0
@@ -65,6 +75,12 @@ public struct SimConfig: Sendable, Hashable {
         Timeouts(ioTimeoutSeconds: ioTimeout, watchdogFireSeconds: watchdog,
                  viewMaxAgeSeconds: 3 * ioTimeout, ballotMaxDurationSeconds: 3 * ioTimeout)
     }
+    /// When set, every latency, tick and restart delay is a whole multiple of this, and all
+    /// clocks run at one rate: events meet exactly at the bounds (a view exactly viewMaxAge
+    /// old, a ballot exactly ballotMaxDuration long, a join exactly joinWait ago) and their
+    /// order at that instant is the seed's choice. Boundary mistakes (`<` for `<=`) show here;
+    /// nanosecond time almost never meets a bound exactly.
+    public var quantum: Nanos? = nil
     public var mode = ReadMode.live
     public var faults = FaultRates()
     public var mutations: SafetyMutations = []
@@ -72,4 +88,17 @@ public struct SimConfig: Sendable, Hashable {
     public var sharedRatio = 0.2
 
     public init(seed: UInt64) { self.seed = seed }
+
+    /// The whole-second profile: io_timeout 2, watchdog 8, viewMaxAge 3, ballotMaxDuration 2
+    /// (join wait 6), one-second quantum, join-storm faults. A joiner's join takes 2·io_timeout
+    /// = 4 s, so its first ballot can fall exactly at join wait, and slow I/Os of one second
+    /// make a ballot exactly 2 s long.
+    public static func coarse(seed: UInt64) -> SimConfig {
+        var c = SimConfig(seed: seed)
+        c.quantum = Clock.seconds(1)
+        c.timeouts = Timeouts(ioTimeoutSeconds: 2, watchdogFireSeconds: 8, viewMaxAgeSeconds: 3, ballotMaxDurationSeconds: 2)
+        c.faults = .coarseClock
+        c.resources = 1
+        return c
+    }
 }

@@ -37,7 +37,8 @@ struct Lane {
     var op: LaneOp? = nil
     /// Bumped whenever the lane's operation is abandoned, so late events for it are dropped.
     var token = 0
-    var decidedRecorded = false
+    /// The version whose decision this lane's acquire last reported to the checker.
+    var decidedLver: UInt64? = nil
 }
 
 /// One simulated host: its clock, its daemon's state, and the leases its processes believe
@@ -70,6 +71,8 @@ final class SimHost {
     var lanes: [LaneID: Lane] = [.renewal: Lane(), .worker: Lane()]
     /// Writes from one host land in the order it issued them (one queue per path).
     var lastLandAt: Nanos = 0
+    /// In whole-quantum time, per sector instead.
+    var lastLandAtSector: [UInt64: (time: Nanos, tiebreak: UInt64)] = [:]
 
     init(id: Int, rate: Double, offset: Nanos, timeouts: Timeouts) {
         self.id = id

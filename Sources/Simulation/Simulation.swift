@@ -104,7 +104,7 @@ public final class Simulation {
             // Hosts booted at different times; clocks far from 0 (timestamp 0 means free).
             let offset = Clock.seconds(1000 + Int(rng.next() % 5000))
             hosts.append(SimHost(id: h, rate: rate, offset: offset, timeouts: config.timeouts))
-            schedule(at: Nanos(rng.next() % UInt64(Clock.seconds(2))), .restart(host: h))
+            schedule(at: quantized(Nanos(rng.next() % UInt64(Clock.seconds(2)))), .restart(host: h))
         }
     }
 
@@ -133,8 +133,34 @@ public final class Simulation {
         case join(host: Int, incarnation: Int)
     }
 
-    func schedule(at t: Nanos, _ kind: EventKind) {
-        queue.push(at: max(t, now), kind, tiebreak: rng.next())
+    /// `d` rounded down to the quantum (unchanged in nanosecond time).
+    func quantized(_ d: Nanos) -> Nanos {
+        guard let q = config.quantum else { return d }
+        return d / q * q
+    }
+
+    /// A random instant in [now, now + latency) for nanosecond time; in whole-quantum time,
+    /// a random multiple of the quantum in [now, now + latency].
+    func instant(within latency: Nanos) -> Nanos {
+        if let q = config.quantum { return now + q * Nanos(rng.next() % UInt64(latency / q + 1)) }
+        return now + Nanos(rng.next() % UInt64(latency))
+    }
+
+    /// Schedules an event; among events at the same instant the order is the seed's, except
+    /// that `after` (a tiebreak returned earlier) puts this one behind that one.
+    func schedule(at t: Nanos, _ kind: EventKind, after: UInt64? = nil) {
+        _ = enqueue(at: t, kind, after: after)
+    }
+
+    /// `schedule`, returning the event's tiebreak.
+    func enqueue(at t: Nanos, _ kind: EventKind, after: UInt64? = nil) -> UInt64 {
+        var tiebreak = rng.next()
+        if let a = after {
+            let room = UInt64.max - a
+            tiebreak = room <= 1 ? UInt64.max : a + 1 + tiebreak % (room - 1)
+        }
+        queue.push(at: max(t, now), kind, tiebreak: tiebreak)
+        return tiebreak
     }
 
     func process(_ kind: EventKind) {
@@ -192,7 +218,7 @@ public final class Simulation {
         // A new name per incarnation, as sanlock's per-start UUID: rejoining waits host_dead.
         host.name = "\(LiveView.joinWaitMarker)h\(host.id)-\(host.incarnation)-\(rng.next() % 100_000)"
         startJoin(host)
-        schedule(at: now + Clock.seconds(1) / 5, .tick(host: host.id, incarnation: host.incarnation))
+        schedule(at: now + (config.quantum ?? Clock.seconds(1) / 5), .tick(host: host.id, incarnation: host.incarnation))
     }
 
     func startJoin(_ host: SimHost) {
@@ -209,7 +235,7 @@ public final class Simulation {
             if case let .land(h, inc, _, _) = e.kind, h == host.id, inc == host.incarnation { return self.rng.next() % 2 == 0 }
             return false
         }
-        schedule(at: now + Clock.seconds(1) + Nanos(rng.next() % UInt64(Clock.seconds(3))), .restart(host: host.id))
+        schedule(at: now + Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(3)))), .restart(host: host.id))
     }
 
     func fence(_ host: SimHost) {
@@ -222,7 +248,8 @@ public final class Simulation {
 
     func tick(_ host: SimHost) {
         let local = host.local(now)
-        defer { schedule(at: now + Clock.seconds(1) / 10 + Nanos(rng.next() % UInt64(Clock.seconds(1) / 2)), .tick(host: host.id, incarnation: host.incarnation)) }
+        let next = config.quantum ?? Clock.seconds(1) / 10 + Nanos(rng.next() % UInt64(Clock.seconds(1) / 2))
+        defer { schedule(at: now + next, .tick(host: host.id, incarnation: host.incarnation)) }
         injectFaults(host)
         guard host.up, host.pausedUntil <= now else { return }
         if host.joined && !host.fenced && local - host.lastSuccess > Clock.seconds(config.timeouts.renewalFailSeconds) {
@@ -283,8 +310,8 @@ public final class Simulation {
         guard var op = host.lanes[lane]!.op else { return }
         let (action, output) = op.advance(result, now: host.local(now))
         host.lanes[lane]!.op = op
-        if case .acquire(let a, let r) = op, let d = a.decided, !host.lanes[lane]!.decidedRecorded {
-            host.lanes[lane]!.decidedRecorded = true
+        if case .acquire(let a, let r) = op, let d = a.decided, host.lanes[lane]!.decidedLver != d.lver {
+            host.lanes[lane]!.decidedLver = d.lver
             recordDecision(resource: r, lver: d.lver, DecidedValue(ownerID: d.ownerID, generation: d.generation, timestamp: d.timestamp), by: host)
         }
         if let action { return perform(host, lane, action) }
@@ -315,13 +342,14 @@ public final class Simulation {
         } else if chance(f.slowIO) {
             latency = ioTimeout / 5 + Nanos(rng.next() % UInt64(ioTimeout * 7 / 10))
         }
+        latency = quantized(latency)
         let eio = !timedOut && chance(f.eio)
         let offset: UInt64
         switch action {
         case .read(let ranges):
             offset = ranges[0].offset
             if timedOut || eio { break }
-            let at = now + Nanos(rng.next() % UInt64(latency))
+            let at = instant(within: latency)
             return schedule(at: at, .snapshot(host: host.id, incarnation: inc, lane: lane, token: token, ranges: ranges, completeAt: now + latency))
         case .write(let writes):
             offset = writes[0].offset
@@ -334,20 +362,39 @@ public final class Simulation {
             }
             let ss = config.geometry.sectorSize
             var lastLand = now
+            var lastLandTiebreak: UInt64? = nil
             for w in writes {
                 for i in 0..<(w.bytes.count / ss) {
                     if eio && rng.next() % 2 == 0 { continue }
                     if host.storageLostUntil > now && rng.next() % 2 == 0 { continue }
-                    let at = max(host.lastLandAt + 1, now + Nanos(rng.next() % UInt64(latency)))
-                    host.lastLandAt = at
+                    let sector = w.offset + UInt64(i * ss)
+                    let bytes = Array(w.bytes[i * ss..<(i + 1) * ss])
+                    let at: Nanos, tie: UInt64
+                    if config.quantum != nil {
+                        // Same-instant landings of one host's different sectors may reorder,
+                        // as on a real array; one sector's writes still land in issue order,
+                        // at the same instant if need be (time stays on the quantum grid).
+                        let prior = host.lastLandAtSector[sector]
+                        at = max(prior?.time ?? 0, instant(within: latency))
+                        tie = enqueue(at: at, .land(host: host.id, incarnation: inc, offset: sector, bytes: bytes),
+                                      after: prior.flatMap { $0.time == at ? $0.tiebreak : nil })
+                        host.lastLandAtSector[sector] = (at, tie)
+                    } else {
+                        at = max(host.lastLandAt + 1, instant(within: latency))
+                        host.lastLandAt = at
+                        tie = enqueue(at: at, .land(host: host.id, incarnation: inc, offset: sector, bytes: bytes))
+                    }
+                    if at > lastLand || lastLandTiebreak == nil { lastLandTiebreak = tie } else if at == lastLand { lastLandTiebreak = max(lastLandTiebreak!, tie) }
                     lastLand = max(lastLand, at)
-                    schedule(at: at, .land(host: host.id, incarnation: inc, offset: w.offset + UInt64(i * ss),
-                                           bytes: Array(w.bytes[i * ss..<(i + 1) * ss])))
                 }
             }
             if chance(f.crashOnWrite) { crash(host, why: "crash with a write in flight"); return }
             if !timedOut && !eio {
-                return schedule(at: max(now + latency, lastLand), .deliver(host: host.id, incarnation: inc, lane: lane, token: token, result: .written))
+                // The completion comes after the last sector landed, also at the same instant.
+                let at = max(now + latency, lastLand)
+                schedule(at: at, .deliver(host: host.id, incarnation: inc, lane: lane, token: token, result: .written),
+                         after: at == lastLand ? lastLandTiebreak : nil)
+                return
             }
         case .sleep:
             preconditionFailure("handled above")
@@ -385,7 +432,7 @@ public final class Simulation {
                 host.lastRenewOK = true
                 host.lastSuccess = done.renewedAt
                 host.nextRenewAt = done.renewedAt + Clock.seconds(config.timeouts.renewalSeconds)
-                host.view.refresh(area: done.area, layout: lockspace, space: "sim", now: done.readAt)
+                host.view.refresh(done.snapshot, layout: lockspace, space: "sim")
                 armWatchdog(host)
             case .failure(let e):
                 if debugLog { print("t=\(Double(now)/1e9) host \(host.id) renew failed: \(e)") }
@@ -397,7 +444,7 @@ public final class Simulation {
             }
         case .refresh:
             if case .success(let v) = output as! ViewRefresh.Output {
-                host.view.refresh(area: v.area, layout: lockspace, space: "sim", now: v.readAt)
+                host.view.refresh(v, layout: lockspace, space: "sim")
             } else {
                 host.workerIdleUntil = local + Clock.seconds(1)
             }

@@ -107,4 +107,39 @@ import Glibc
         #expect(wins.sanlock + wins.disklease == 40)
         print("interop race: sanlock won \(wins.sanlock), disklease won \(wins.disklease) of 40")
     }
+
+    /// `direct acquire --owner-wait`: an owner whose host keeps renewing is refused as soon as
+    /// a renewal is seen; one that stopped renewing loses the lease only after
+    /// host_dead_seconds (8·1 + 2 = 10 s here) of watching.
+    @Test func ownerWaitRefusesARenewingOwnerAndTakesOverFromADeadOne() throws {
+        let path = lockspaceWithResource()
+        let ls1 = "LS:1:\(path):0", ls2 = "LS:2:\(path):0", res = "LS:res:\(path):1048576"
+        let t = ["--watchdog", "2", "--view-max-age", "1", "--ballot-max", "1"]
+        #expect(DiskLease.run(["direct", "join", "-s", ls1, "--name", "dl:a"]).status == 0)
+        #expect(DiskLease.run(["direct", "join", "-s", ls2, "--name", "dl:b"]).status == 0)
+        #expect(DiskLease.run(["direct", "acquire", "-s", ls1, "-r", res, "--wait"] + t).status == 0)
+
+        // Host 1 renews every second in the background: host 2 sees it LIVE and is refused.
+        let renewer = Process()
+        renewer.executableURL = URL(fileURLWithPath: "/bin/sh")
+        renewer.arguments = ["-c", "while :; do \(Programs.disklease) direct renew -s \(ls1) >/dev/null 2>&1; sleep 1; done"]
+        try renewer.run()
+        let refused = DiskLease.run(["direct", "acquire", "-s", ls2, "-r", res, "--wait", "--owner-wait"] + t)
+        kill(renewer.processIdentifier, SIGKILL)
+        renewer.waitUntilExit()
+        #expect(refused.status == 75, "\(refused)")
+        #expect(refused.stderr.contains("LIVE"), "\(refused)")
+
+        // Host 1 stops renewing: after host_dead_seconds host 2 takes over at the next lver.
+        let started = Date()
+        let taken = DiskLease.run(["direct", "acquire", "-s", ls2, "-r", res, "--owner-wait"] + t)
+        #expect(taken.status == 0, "\(taken)")
+        #expect(taken.stdout.contains("lver 2"), "\(taken)")
+        #expect(taken.stderr.contains("watching its delta lease"))
+        // A bound on the run, not a timing assertion: the takeover cannot come before
+        // host_dead_seconds of watching.
+        #expect(Date().timeIntervalSince(started) >= 10)
+        let leader = DiskLease.run(["read-leader", "-r", res])
+        #expect(Sanlock.fields(leader.stdout)["owner_id"] == "2")
+    }
 }
