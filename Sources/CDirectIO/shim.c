@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,3 +99,13 @@ int64_t cdio_event_result(const struct io_event *ev) { return (int64_t)(long)ev-
 
 size_t cdio_iocb_size(void) { return sizeof(struct iocb); }
 size_t cdio_event_size(void) { return sizeof(struct io_event); }
+
+int cdio_peer_cred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
+    struct ucred c;
+    socklen_t len = sizeof c;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) != 0) return -errno;
+    *pid = c.pid;
+    *uid = c.uid;
+    *gid = c.gid;
+    return 0;
+}

@@ -66,6 +66,13 @@ public enum Programs {
         return p
     }
 
+    /// The `diskleased` executable from this build.
+    public static var diskleased: String {
+        let p = buildDirectory.appendingPathComponent("diskleased").path
+        precondition(FileManager.default.isExecutableFile(atPath: p), "diskleased not built at \(p): run swift build first")
+        return p
+    }
+
     /// Runs `executable` with `arguments`; `environment` entries are added to ours.
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) -> Run {

@@ -15,6 +15,10 @@
 /// Returns the fd, or -errno.
 int cdio_open_direct(const char *path, int read_only);
 
+/// The pid, uid and gid of a Unix socket's peer (SO_PEERCRED; struct ucred needs
+/// _GNU_SOURCE, which Swift's Glibc module does not define). Returns 0 or -errno.
+int cdio_peer_cred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+
 /// Closes an fd; returns 0 or -errno.
 int cdio_close(int fd);
 

@@ -1,0 +1,111 @@
+import Foundation
+
+/// What to do, at start, with leases the previous incarnation of the daemon held (recorded in
+/// `<run_dir>/leases.json`). Our rejoin bumps the host generation, so other hosts already treat
+/// them as free; the policy says what *this* host does with them.
+public enum OrphanPolicy: String, Sendable, CaseIterable {
+    /// Acquire each (the old generation cannot refuse) and release it: the leader ends free.
+    case release
+    /// Acquire each and hold it as an orphan until a local acquire adopts it.
+    case adopt
+}
+
+/// Every daemon option. Each is a flag of `diskleased` and a `key = value` line of the config
+/// file (`/etc/disklease/diskleased.conf` by default); flags win over the file.
+public struct DaemonConfig: Sendable {
+    public var runDir = "/run/disklease"
+    /// Lockspaces joined at start: `name:host_id:path:offset` (config key `lockspace`, repeatable).
+    public var lockspaces: [String] = []
+    public var ioTimeout = 10
+    public var watchdogFireSeconds = 60
+    public var viewMaxAge: Int? = nil
+    public var ballotMax: Int? = nil
+    /// live, full: the read mode of ballots (full is sanlock's; live falls back to full when
+    /// a sanlock host is seen).
+    public var readMode = "live"
+    /// Unique host name prefix (a random suffix is added per start).
+    public var hostName: String? = nil
+    /// Besides root, who may use the socket.
+    public var allowUIDs: [UInt32] = []
+    public var allowGIDs: [UInt32] = []
+    /// Run when a lockspace fails, once per lease holder: `hook <pid> <lockspace> <resource>`.
+    public var killHook: String? = nil
+    /// How long the kill hook may take before SIGTERM, and SIGTERM before SIGKILL.
+    public var killGraceSeconds = 5
+    public var termGraceSeconds = 5
+    /// The Linux watchdog device; "none" to run without one (self-fencing only).
+    public var watchdogDevice = "/dev/watchdog"
+    public var orphans = OrphanPolicy.release
+    /// Prometheus metrics on 127.0.0.1:port when set.
+    public var metricsPort: Int? = nil
+    /// Storage-loss drill: while this file exists, every I/O of the daemon fails as if the
+    /// device were gone (a detached LUN), so fencing can be exercised on a healthy disk.
+    public var faultFile: String? = nil
+
+    public init() {}
+
+    public static let defaultFile = "/etc/disklease/diskleased.conf"
+
+    /// Applies a config file: `key = value` lines, `#` comments, keys as the flags without
+    /// dashes (`io-timeout = 2`, `lockspace = LS:1:/dev/sdb:0`, `allow-uid = 107`).
+    public mutating func apply(file path: String) throws(ConfigError) {
+        guard let data = FileHandle(forReadingAtPath: path)?.readDataToEndOfFile(), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: 0, message: "cannot read the config file")
+        }
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
+                .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            if line.isEmpty { continue }
+            guard let eq = line.firstIndex(of: "=") else {
+                throw ConfigError(file: path, line: i + 1, message: "expected key = value")
+            }
+            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            do {
+                try set(key, value)
+            } catch let m {
+                throw ConfigError(file: path, line: i + 1, message: m.message)
+            }
+        }
+    }
+
+    struct Bad: Error { var message: String }
+
+    mutating func set(_ key: String, _ value: String) throws(Bad) {
+        func int() throws(Bad) -> Int {
+            guard let v = Int(value), v >= 0 else { throw Bad(message: "\(key): \(value) is not a non-negative integer") }
+            return v
+        }
+        switch key {
+        case "run-dir": runDir = value
+        case "lockspace": lockspaces.append(value)
+        case "io-timeout": ioTimeout = try int()
+        case "watchdog-fire-timeout": watchdogFireSeconds = try int()
+        case "view-max-age": viewMaxAge = try int()
+        case "ballot-max": ballotMax = try int()
+        case "read-mode":
+            guard value == "live" || value == "full" else { throw Bad(message: "read-mode is live or full") }
+            readMode = value
+        case "host-name": hostName = value
+        case "allow-uid": allowUIDs.append(UInt32(try int()))
+        case "allow-gid": allowGIDs.append(UInt32(try int()))
+        case "kill-hook": killHook = value
+        case "kill-grace": killGraceSeconds = try int()
+        case "term-grace": termGraceSeconds = try int()
+        case "watchdog-device": watchdogDevice = value
+        case "orphans":
+            guard let p = OrphanPolicy(rawValue: value) else { throw Bad(message: "orphans is release or adopt") }
+            orphans = p
+        case "metrics-port": metricsPort = try int()
+        case "fault-file": faultFile = value
+        default: throw Bad(message: "unknown key \(key)")
+        }
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var message: String
+    public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Two real daemons (hosts 1 and 2) on one lease file. What is asserted are lease states,
+/// fencing tokens and on-disk timestamps; wall time only bounds the waiting.
+@Suite(.serialized) struct TwoHostTests {
+    @Test func heldRefusedReleasedOnExitAndTakenOverOnlyAfterHostDead() throws {
+        let path = leaseFile()
+        let dir = Scratch.directory("two-hosts")
+        let a = try DaemonProcess(hostID: 1, lease: path, dir: dir)
+        let b = try DaemonProcess(hostID: 2, lease: path, dir: dir)
+        try a.waitJoined()
+        try b.waitJoined()
+        let vm1 = "LS:vm1:\(path):1048576"
+
+        // A process on host A holds vm1; host B's try-acquire is refused at once.
+        let holder = a.holder(vm1)
+        #expect(eventually(10) { a.client(["status"]).stdout.contains("lease LS:vm1 lver 1 pid \(holder.processIdentifier) EX") }, "\(a.log)")
+        let refused = b.client(["acquire", "-r", vm1, "--no-wait"])
+        #expect(refused.status == 75, "\(refused)")
+        #expect(refused.stderr.contains("held by host_id 1"), "\(refused)")
+        // Each host sees the other live.
+        #expect(b.client(["host-status", "LS"]).stdout.contains("host_id 1 LIVE"))
+        #expect(a.client(["host-status", "LS"]).stdout.contains("host_id 2 LIVE"))
+
+        // The holder exits: its lease is released on disk at once (leader timestamp 0).
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        #expect(eventually(5) { leaderField(path, "vm1", "timestamp") == "0" }, "\(a.log)")
+        let got = b.client(["acquire", "-r", vm1, "--no-wait"])
+        #expect(got.status == 0 && got.stdout.contains("lver 2"), "\(got)")  // released again as the command exits
+
+        // A holds it again; A's daemon is SIGKILLed (no release, no leave). B, waiting,
+        // gets it only once A's host id is DEAD: host_dead_seconds (8·1 + 4) after A's
+        // last renewal, both measured on this machine's monotonic clock.
+        let holder2 = a.holder(vm1)
+        #expect(eventually(10) { a.client(["status"]).stdout.contains("lease LS:vm1 lver 3") }, "\(a.log)")
+        a.kill(SIGKILL)
+        let lastRenewal = deltaTimestamp(path, host: 1)
+        let waiter = b.holder(vm1)
+        #expect(eventually(40) { leaderField(path, "vm1", "owner_id") == "2" && leaderField(path, "vm1", "lver") == "4" }, "\(b.log)")
+        let takenAt = UInt64(leaderField(path, "vm1", "timestamp") ?? "0") ?? 0
+        #expect(deltaTimestamp(path, host: 1) == lastRenewal, "A's delta lease changed after its daemon died")
+        #expect(takenAt >= lastRenewal + 12, "taken over at \(takenAt), A last renewed at \(lastRenewal)")
+        #expect(b.client(["host-status", "LS"]).stdout.contains("host_id 1 DEAD"))
+        kill(waiter.processIdentifier, SIGKILL)
+        kill(holder2.processIdentifier, SIGKILL)
+        waiter.waitUntilExit()
+        holder2.waitUntilExit()
+        b.kill(SIGTERM)
+        #expect(b.process.terminationStatus == 0, "\(b.log)")
+        #expect(b.log.contains("left lockspace"))
+    }
+
+    /// Waiters on one host are served in arrival order, each as soon as the previous releases.
+    @Test func localWaitersAreServedInArrivalOrder() throws {
+        let path = leaseFile()
+        let dir = Scratch.directory("fifo")
+        let a = try DaemonProcess(hostID: 1, lease: path, dir: dir)
+        try a.waitJoined()
+        let vm1 = "LS:vm1:\(path):1048576"
+        let order = dir.appendingPathComponent("order").path
+        func waiter(_ n: Int) -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Programs.disklease)
+            p.arguments = ["client", "command", "--run-dir", a.runDir, "-r", vm1, "--",
+                           "sh", "-c", "echo \(n) $DISKLEASE_LVER >> \(order); sleep 0.3"]
+            p.standardOutput = FileHandle.nullDevice
+            try! p.run()
+            return p
+        }
+        var ps: [Process] = []
+        for n in 1...5 {
+            ps.append(waiter(n))
+            // Arrival order is what the daemon sees: wait until this one is queued or holding.
+            Thread.sleep(forTimeInterval: 0.15)
+        }
+        for p in ps { p.waitUntilExit() }
+        let lines = (try String(contentsOfFile: order, encoding: .utf8)).split(separator: "\n")
+        #expect(lines.map { $0.split(separator: " ")[0] } == ["1", "2", "3", "4", "5"], "\(lines)")
+        let tokens = lines.compactMap { UInt64($0.split(separator: " ")[1]) }
+        #expect(tokens == tokens.sorted() && Set(tokens).count == 5, "fencing tokens \(tokens)")
+    }
+}

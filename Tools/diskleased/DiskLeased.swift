@@ -1,0 +1,136 @@
+import ArgumentParser
+import DiskLeaseClient
+import Foundation
+import LeaseDaemon
+import Logging
+import ServiceLifecycle
+
+/// `diskleased`: the DiskLease host daemon.
+@main
+struct DiskLeased: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diskleased",
+        abstract: "The DiskLease host daemon: holds host ids and resource leases for local processes.",
+        discussion: """
+            Every option is also a `key = value` line of the config file (the option's name
+            without dashes); options given here win. SIGTERM or SIGINT stop it cleanly:
+            leases are released and lockspaces left.
+            """)
+
+    @Option(help: "Config file (missing is fine for the default path).") var config: String = DaemonConfig.defaultFile
+    @Option(help: "Run directory: socket, leases.json.") var runDir: String?
+    @Option(help: "Lockspace to join at start, name:host_id:path:offset (repeatable).") var lockspace: [String] = []
+    @Option(help: "io_timeout in seconds (default 10).") var ioTimeout: Int?
+    @Option(help: "Watchdog fire timeout in seconds (default 60).") var watchdogFireTimeout: Int?
+    @Option(help: "viewMaxAge in seconds (default 3·io_timeout).") var viewMaxAge: Int?
+    @Option(help: "ballotMaxDuration in seconds (default 4·io_timeout).") var ballotMax: Int?
+    @Option(help: "Ballot reads: live (default; full when a sanlock host is seen) or full.") var readMode: String?
+    @Option(help: "Host name prefix in delta leases (default: the node name).") var hostName: String?
+    @Option(help: "A uid allowed on the socket besides root (repeatable).") var allowUid: [UInt32] = []
+    @Option(help: "A gid allowed on the socket besides root (repeatable).") var allowGid: [UInt32] = []
+    @Option(help: "Program run per holder when a lockspace fails: HOOK <pid> <lockspace> <resource>.") var killHook: String?
+    @Option(help: "Seconds the kill hook gets before SIGTERM (default 5).") var killGrace: Int?
+    @Option(help: "Seconds after SIGTERM before SIGKILL (default 5).") var termGrace: Int?
+    @Option(help: "Watchdog device, or none (default /dev/watchdog).") var watchdogDevice: String?
+    @Option(help: "Leases of the previous incarnation: release or adopt (default release).") var orphans: String?
+    @Option(help: "Serve Prometheus metrics on 127.0.0.1:PORT.") var metricsPort: Int?
+    @Option(help: "Storage-loss drill: while this file exists every I/O fails.") var faultFile: String?
+
+    func resolved() throws -> DaemonConfig {
+        var c = DaemonConfig()
+        if FileManager.default.fileExists(atPath: config) {
+            try c.apply(file: config)
+        } else if config != DaemonConfig.defaultFile {
+            throw ValidationError("config file \(config) does not exist")
+        }
+        if let v = runDir { c.runDir = v }
+        c.lockspaces += lockspace
+        if let v = ioTimeout { c.ioTimeout = v }
+        if let v = watchdogFireTimeout { c.watchdogFireSeconds = v }
+        if let v = viewMaxAge { c.viewMaxAge = v }
+        if let v = ballotMax { c.ballotMax = v }
+        if let v = readMode {
+            guard v == "live" || v == "full" else { throw ValidationError("--read-mode is live or full") }
+            c.readMode = v
+        }
+        if let v = hostName { c.hostName = v }
+        c.allowUIDs += allowUid
+        c.allowGIDs += allowGid
+        if let v = killHook { c.killHook = v }
+        if let v = killGrace { c.killGraceSeconds = v }
+        if let v = termGrace { c.termGraceSeconds = v }
+        if let v = watchdogDevice { c.watchdogDevice = v }
+        if let v = orphans {
+            guard let p = OrphanPolicy(rawValue: v) else { throw ValidationError("--orphans is release or adopt") }
+            c.orphans = p
+        }
+        if let v = metricsPort { c.metricsPort = v }
+        if let v = faultFile { c.faultFile = v }
+        guard (1...255).contains(c.ioTimeout), c.watchdogFireSeconds >= 1 else {
+            throw ValidationError("io_timeout must be 1...255 and the watchdog timeout at least 1")
+        }
+        if c.killGraceSeconds + c.termGraceSeconds >= c.watchdogFireSeconds {
+            throw ValidationError("kill_grace + term_grace (\(c.killGraceSeconds + c.termGraceSeconds)s) must be below the watchdog timeout (\(c.watchdogFireSeconds)s): holders must be stopped before other hosts may take over")
+        }
+        return c
+    }
+
+    func run() async throws {
+        let c: DaemonConfig
+        do {
+            c = try resolved()
+        } catch let e as ConfigError {
+            FileHandle.standardError.write(Data("diskleased: \(e)\n".utf8))
+            throw ExitCode(78)
+        }
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = .info
+            return h
+        }
+        let log = Logger(label: "diskleased")
+        try FileManager.default.createDirectory(atPath: c.runDir, withIntermediateDirectories: true)
+        let service = DaemonService(config: c, log: log)
+        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: log)
+        try await group.run()
+    }
+}
+
+/// The daemon as a service: started, then stopped cleanly on SIGTERM/SIGINT.
+struct DaemonService: Service {
+    let config: DaemonConfig
+    let log: Logger
+
+    func run() async throws {
+        let daemon = Daemon(config: config, logger: log)
+        let server = SocketServer(daemon: daemon, log: log)
+        let watchdog = daemon.armWatchdog()
+        if let failure = start(daemon, server) {
+            log.critical("cannot start", metadata: ["error": "\(failure)"])
+            server.stop()
+            watchdog.disarm()
+            throw ExitCode(failure.code == .badRequest ? 64 : 74)
+        }
+        log.info("diskleased started", metadata: ["run_dir": "\(config.runDir)", "pid": "\(getpid())"])
+        try? await gracefulShutdown()
+        log.info("stopping")
+        server.stop()
+        daemon.shutdown()
+        watchdog.disarm()
+    }
+
+    func start(_ daemon: Daemon, _ server: SocketServer) -> WireError? {
+        do {
+            try server.start()
+            if let port = config.metricsPort {
+                try MetricsServer(port: port, log: log, render: DaemonMetricsExport.bootstrap()).start()
+            }
+            try daemon.start()
+            return nil
+        } catch {
+            return error
+        }
+    }
+}
+
+
