@@ -98,13 +98,13 @@ public final class SocketServer: @unchecked Sendable {
         var buffer = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 8192)
         while true {
-            while let nl = buffer.firstIndex(of: 0x0A) {
+            while let nl = buffer.firstIndex(of: 0x0A), nl < Wire.maxMessageBytes {
                 let line = Array(buffer[..<nl])
                 buffer.removeSubrange(...nl)
                 guard let response = answer(line, from: me) else { return }
                 if !send(fd, response) { return }
             }
-            if buffer.count > Wire.maxMessageBytes {
+            if buffer.count >= Wire.maxMessageBytes {
                 log.warning("oversized request: closing connection", metadata: ["pid": "\(p.pid)", "bytes": "\(buffer.count)"])
                 send(fd, .failure(WireError(.tooLarge, "request over \(Wire.maxMessageBytes) bytes")))
                 return

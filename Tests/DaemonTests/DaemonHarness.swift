@@ -15,10 +15,10 @@ final class DaemonProcess {
     let logPath: String
     let hostID: Int
 
-    init(hostID: Int, lease: String, dir: URL, extra: [String] = []) throws {
+    init(hostID: Int, lease: String, dir: URL, reuseRunDir: Bool = false, extra: [String] = []) throws {
         self.hostID = hostID
         runDir = dir.appendingPathComponent("host\(hostID)").path
-        try? FileManager.default.removeItem(atPath: runDir)
+        if !reuseRunDir { try? FileManager.default.removeItem(atPath: runDir) }
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         logPath = dir.appendingPathComponent("host\(hostID).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
