@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages DiskLease needs, only those missing: libaio-dev always;
-# with --test also sanlock (compatibility tests) and spin (model checking).
+# with --test also sanlock (compatibility tests), spin (model checking), curl (metrics test).
 set -euo pipefail
 want=(libaio-dev)
-[[ "${1:-}" == "--test" ]] && want+=(sanlock spin)
+[[ "${1:-}" == "--test" ]] && want+=(sanlock spin curl)
 missing=()
 for p in "${want[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -339,6 +339,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Call with the lock held.
     func saveState() {
+        metrics.leasesHeld(holdings.values.reduce(0) { $0 + $1.count })
         stateFile.save(holdings.keys.sorted().flatMap { k in holdings[k]!.prefix(1).map(\.info) })
     }
 }

@@ -102,10 +102,12 @@ struct DaemonService: Service {
     let log: Logger
 
     func run() async throws {
+        // Before any metric exists: handles made earlier would stay on the no-op backend.
+        let render = config.metricsPort.map { _ in DaemonMetricsExport.bootstrap() }
         let daemon = Daemon(config: config, logger: log)
         let server = SocketServer(daemon: daemon, log: log)
         let watchdog = daemon.armWatchdog()
-        if let failure = start(daemon, server) {
+        if let failure = start(daemon, server, render) {
             log.critical("cannot start", metadata: ["error": "\(failure)"])
             server.stop()
             watchdog.disarm()
@@ -119,11 +121,11 @@ struct DaemonService: Service {
         watchdog.disarm()
     }
 
-    func start(_ daemon: Daemon, _ server: SocketServer) -> WireError? {
+    func start(_ daemon: Daemon, _ server: SocketServer, _ render: (@Sendable () -> String)?) -> WireError? {
         do {
             try server.start()
-            if let port = config.metricsPort {
-                try MetricsServer(port: port, log: log, render: DaemonMetricsExport.bootstrap()).start()
+            if let port = config.metricsPort, let render {
+                try MetricsServer(port: port, log: log, render: render).start()
             }
             try daemon.start()
             return nil
