@@ -17,8 +17,9 @@ struct ClientCommand: ParsableCommand {
             (the program inherits the connection and is the lease holder, as with sanlock's
             `client command`), or the Swift library DiskLeaseClient.
             """,
-        subcommands: [ClientAddLockspace.self, ClientRemLockspace.self, ClientAcquire.self, ClientCommandRun.self,
-                      ClientStatus.self, ClientHostStatus.self, ClientInquire.self, ClientRequest.self, ClientRaw.self])
+        subcommands: [ClientRegister.self, ClientAddLockspace.self, ClientRemLockspace.self, ClientAcquire.self, ClientCommandRun.self,
+                      ClientConvert.self, ClientRelease.self, ClientStatus.self, ClientHostStatus.self, ClientInquire.self,
+                      ClientRequest.self, ClientRaw.self])
 }
 
 struct ClientOptions: ParsableArguments {
@@ -71,6 +72,62 @@ extension ResourceSpec {
         q.shared = shared
         q.lver = lver
         return q
+    }
+}
+
+struct ClientRegister: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "register", abstract: "Check the connection and print the pid the daemon sees.")
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        try reporting {
+            let r = try options.call(try options.connect(), Request(op: .register))
+            if !options.json { FileHandleStream.stdout.write("registered pid \(r.pid ?? 0)\n") }
+        }
+    }
+}
+
+/// Acquire-then-act commands for one connection: `convert` and `release` act on a lease this
+/// same invocation holds (`--acquire` first), since a lease belongs to its connection.
+struct ClientConvert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Acquire RESOURCE in its given mode, convert it (SH→EX, or EX→SH with --to-shared), print both tokens.",
+        discussion: "Leases belong to connections, so this shows conversion within one invocation; programs convert through the library or a session.")
+    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:SH]") var resource: ResourceSpec
+    @Flag(help: "Convert EX to SH (default: SH to EX).") var toShared = false
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        try reporting {
+            let client = try options.connect()
+            let first = try options.call(client, resource.request(.acquire))
+            var q = resource.request(.convert)
+            q.shared = toShared
+            let second = try options.call(client, q)
+            if !options.json {
+                FileHandleStream.stdout.write("acquired \(resource.shared ? "SH" : "EX") lver \(first.lver ?? 0), converted to \(toShared ? "SH" : "EX") lver \(second.lver ?? 0)\n")
+            }
+        }
+    }
+}
+
+struct ClientRelease: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release",
+        abstract: "Release a persistent orphan on this host: adopt it on this connection, then release it.")
+    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:SH]") var resource: ResourceSpec
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        try reporting {
+            let client = try options.connect()
+            var q = resource.request(.acquire)
+            q.wait = false
+            let r = try options.call(client, q)
+            _ = try options.call(client, resource.request(.release))
+            if !options.json { FileHandleStream.stdout.write("released \(resource.lockspace):\(resource.name) lver \(r.lver ?? 0)\n") }
+        }
     }
 }
 

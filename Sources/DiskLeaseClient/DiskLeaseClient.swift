@@ -53,7 +53,14 @@ public final class DiskLeaseClient {
         r.id = nextID
         nextID += 1
         let line = Wire.line(r)
-        try send(line)
+        do {
+            try send(line)
+        } catch {
+            // The daemon may have answered and closed before reading (a refused uid): its
+            // reply explains more than the broken pipe does.
+            if let early = try? readLine(), let resp = try? Wire.decoder().decode(Response.self, from: early) { return resp }
+            throw error
+        }
         let reply = try readLine()
         do {
             return try Wire.decoder().decode(Response.self, from: reply)

@@ -1,3 +1,4 @@
+import DiskLeaseClient
 import Foundation
 import Testing
 import TestSupport
@@ -85,5 +86,46 @@ import Glibc
         #expect(lines.map { $0.split(separator: " ")[0] } == ["1", "2", "3", "4", "5"], "\(lines)")
         let tokens = lines.compactMap { UInt64($0.split(separator: " ")[1]) }
         #expect(tokens == tokens.sorted() && Set(tokens).count == 5, "fencing tokens \(tokens)")
+    }
+}
+
+@Suite(.serialized) struct ConvertAndRequestTests {
+    /// SH holders on two hosts; EX refused while a live SH holder exists; convert SH→EX once
+    /// alone; a request from host B marks host A's lease release-requested.
+    @Test func sharedConvertAndRequestThroughTheDaemons() throws {
+        let path = leaseFile()
+        let dir = Scratch.directory("convert")
+        let a = try DaemonProcess(hostID: 1, lease: path, dir: dir)
+        let b = try DaemonProcess(hostID: 2, lease: path, dir: dir)
+        try a.waitJoined()
+        try b.waitJoined()
+        let vm1 = "LS:vm1:\(path):1048576"
+        let sharedA = a.holder(vm1 + ":SH")
+        let sharedB = b.holder(vm1 + ":SH")
+        #expect(eventually(10) { a.client(["status"]).stdout.contains("SH") && b.client(["status"]).stdout.contains("SH") })
+        let local = b.client(["acquire", "-r", vm1, "--no-wait"])
+        #expect(local.status == 75 && local.stderr.contains("held on this host"), "\(local)")
+        kill(sharedB.processIdentifier, SIGKILL)
+        sharedB.waitUntilExit()
+        let remote = b.client(["acquire", "-r", vm1, "--no-wait"])
+        #expect(remote.status == 75 && remote.stderr.contains("held shared by live host_id(s) 1"), "\(remote)")
+
+        // Host A converts its SH lease to EX over the wire (one connection holds and converts).
+        let client = try DiskLeaseClient(runDir: a.runDir)
+        kill(sharedA.processIdentifier, SIGKILL)
+        sharedA.waitUntilExit()
+        let ref = ResourceRef(lockspace: "LS", name: "vm1", path: path, offset: 1 << 20)
+        let shToken = try client.acquire(ref, shared: true)
+        var conv = client.request(.convert, ref)
+        conv.shared = false
+        let converted = try client.checked(conv)
+        #expect((converted.lver ?? 0) > shToken, "convert to EX commits a new version")
+        #expect(leaderField(path, "vm1", "owner_id") == "1" && leaderField(path, "vm1", "timestamp") != "0")
+
+        // Host B asks for it: A's daemon notices at a renewal and flags the lease.
+        let asked = b.client(["request", "-r", vm1])
+        #expect(asked.status == 0, "\(asked)")
+        #expect(eventually(15) { a.client(["status"]).stdout.contains("release-requested") }, "\(a.log)")
+        try client.release(ref)
     }
 }
