@@ -22,3 +22,13 @@ echo "== spin model of live-only reads"
 bash Model/check.sh
 echo "== benchmarks build"
 swift build --package-path Benchmarks 2>&1 | tail -1
+echo "== side-by-side benchmark runner (quick; exact byte counts checked, timings not)"
+quick=.build/bench/quick.md
+BENCH_OUT=$quick bash Tools/bench.sh --quick >/dev/null
+# 3 round trips that read leader + request + own dblock + live hosts' dblocks: 3·(N+2) sectors.
+grep -q '| DiskLease in process, live | 4 | 9216 |' "$quick" || { echo "512/1M live bytes differ from 3·6·512"; exit 1; }
+grep -q '| DiskLease in process, full | 4 | 3145728 |' "$quick" || { echo "512/1M full bytes differ from 3·1 MiB"; exit 1; }
+grep -q '| DiskLease in process, live | 4 | 73728 |' "$quick" || { echo "4K/8M live bytes differ from 3·6·4096"; exit 1; }
+grep -q '| DiskLease in process, full | 4 | 25165824 |' "$quick" || { echo "4K/8M full bytes differ from 3·8 MiB"; exit 1; }
+grep -q '| sanlock direct acquire (process) |' "$quick" || { echo "no sanlock row"; exit 1; }
+echo "benchmark runner ok: byte counts match their formulas"

@@ -22,7 +22,7 @@ public struct DiskLeaseCommand: ParsableCommand {
             again), 78 device does not fit the area (too small, truncated, sector size
             mismatch), 70 the simulator found a violation.
             """,
-        subcommands: [InitCommand.self, DumpCommand.self, ReadLeaderCommand.self, DirectCommand.self, SimulateCommand.self, ClientCommand.self]
+        subcommands: [InitCommand.self, DumpCommand.self, ReadLeaderCommand.self, DirectCommand.self, SimulateCommand.self, ClientCommand.self, BenchCommand.self]
     )
 
     public init() {}

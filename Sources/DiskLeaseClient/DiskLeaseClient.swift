@@ -24,15 +24,9 @@ public final class DiskLeaseClient {
         self.socketPath = socketPath
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard s >= 0 else { throw WireError(.io, "socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard var addr = unixSocketAddress(socketPath) else {
             close(s)
             throw WireError(.badRequest, "\(socketPath): socket path too long")
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
         }
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
@@ -104,6 +98,18 @@ public final class DiskLeaseClient {
             if buffer.count > Wire.maxMessageBytes { throw WireError(.tooLarge, "response over \(Wire.maxMessageBytes) bytes") }
         }
     }
+}
+
+/// The address of a Unix socket at `path`, or nil if the path does not fit sun_path.
+public func unixSocketAddress(_ path: String) -> sockaddr_un? {
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+        for (i, b) in bytes.enumerated() { raw[i] = b }
+    }
+    return addr
 }
 
 /// What names a resource lease: its lockspace and name, and where its area is.

@@ -78,9 +78,7 @@ struct RawSocket {
     func exchange(_ bytes: [UInt8]) -> String? {
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(s) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+        guard var addr = unixSocketAddress(path) else { return nil }
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
