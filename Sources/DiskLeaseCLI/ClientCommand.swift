@@ -115,18 +115,18 @@ struct ClientConvert: ParsableCommand {
 struct ClientRelease: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "release",
-        abstract: "Release a persistent orphan on this host: adopt it on this connection, then release it.")
-    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:SH]") var resource: ResourceSpec
+        abstract: "Release a lease held by another process (root, --pid P) or an orphan (--pid 0).",
+        discussion: "A process's own leases are released by its connection (release request, or exit).")
+    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset") var resource: ResourceSpec
+    @Option(help: "The holder's pid; 0 for an orphan.") var pid: Int32
     @OptionGroup var options: ClientOptions
 
     func run() throws {
         try reporting {
-            let client = try options.connect()
-            var q = resource.request(.acquire)
-            q.wait = false
-            let r = try options.call(client, q)
-            _ = try options.call(client, resource.request(.release))
-            if !options.json { FileHandleStream.stdout.write("released \(resource.lockspace):\(resource.name) lver \(r.lver ?? 0)\n") }
+            var q = resource.request(.release)
+            q.pid = pid
+            _ = try options.call(try options.connect(), q)
+            if !options.json { FileHandleStream.stdout.write("released \(resource.lockspace):\(resource.name) of \(pid == 0 ? "an orphan" : "pid \(pid)")\n") }
         }
     }
 }

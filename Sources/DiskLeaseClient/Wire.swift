@@ -44,7 +44,7 @@ public enum RequestOp: String, Codable, Sendable, CaseIterable {
     /// `lockspace`, `resource`, `path`, `offset`; `shared`, `wait` (default true), `timeout_ms`,
     /// `lver` (required version), `persistent`. Returns the fencing token `lver`.
     case acquire
-    /// `lockspace`, `resource`.
+    /// `lockspace`, `resource`; root may add `pid` to release another process's lease (0: an orphan).
     case release
     /// The leases held by this connection's process (or by `pid`, for root).
     case inquire

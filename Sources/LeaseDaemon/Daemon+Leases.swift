@@ -47,7 +47,12 @@ extension Daemon {
         case .acquire:
             ok.lver = try acquire(q, from: c)
         case .release:
-            try release(key(q), clientID: c.id)
+            if let pid = q.pid, pid != c.pid {
+                guard c.uid == 0 else { throw WireError(.permission, "only root may release another process's lease") }
+                try release(key(q), pid: pid)
+            } else {
+                try release(key(q), clientID: c.id)
+            }
         case .convert:
             ok.lver = try convert(key(q), toShared: try need(q.shared, "shared"), clientID: c.id)
         case .request:
@@ -252,6 +257,18 @@ extension Daemon {
         guard let i = holdings[k]?.firstIndex(where: { $0.clientID == clientID }) else {
             throw WireError(.notOwner, "\(k) is not held by this process")
         }
+        try releaseHolding(at: i, of: k)
+    }
+
+    /// Root releasing a lease on behalf of a process (sanlock's `client release -p`); pid 0
+    /// names an orphan.
+    func release(_ k: ResourceKey, pid: Int32) throws(WireError) {
+        cond.lock()
+        defer { cond.unlock() }
+        guard let i = holdings[k]?.firstIndex(where: { pid == 0 ? $0.orphan : ($0.pid == pid && !$0.orphan) }) else {
+            throw WireError(.notOwner, "\(k) is not held by \(pid == 0 ? "an orphan" : "pid \(pid)")")
+        }
+        log.notice("released on behalf of a process", metadata: ["resource": "\(k)", "pid": "\(pid)"])
         try releaseHolding(at: i, of: k)
     }
 

@@ -127,5 +127,15 @@ import Glibc
         #expect(asked.status == 0, "\(asked)")
         #expect(eventually(15) { a.client(["status"]).stdout.contains("release-requested") }, "\(a.log)")
         try client.release(ref)
+
+        // Root releases another process's lease (sanlock's client release -p).
+        let vm2 = "LS:vm2:\(path):2097152"
+        let holder = a.holder(vm2)
+        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
+        #expect(eventually(10) { a.client(["status"]).stdout.contains("lease LS:vm2") })
+        let freed = a.client(["release", "-r", vm2, "--pid", "\(holder.processIdentifier)"])
+        #expect(freed.status == 0, "\(freed)")
+        #expect(leaderField(path, "vm2", "timestamp") == "0")
+        #expect(holder.isRunning)
     }
 }
