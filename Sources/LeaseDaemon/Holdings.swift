@@ -57,7 +57,7 @@ struct LeaseStateFile {
     /// Written atomically (rename) after every change, so a crash leaves the old or the new list.
     func save(_ leases: [LeaseInfo]) {
         guard let d = try? Wire.encoder().encode(leases) else { return }
-        FileManager.default.createFile(atPath: path + ".tmp", contents: d)
+        guard FileManager.default.createFile(atPath: path + ".tmp", contents: d) else { return }
         _ = rename(path + ".tmp", path)
     }
 }

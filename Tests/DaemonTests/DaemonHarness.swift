@@ -21,7 +21,7 @@ final class DaemonProcess {
         if !reuseRunDir { try? FileManager.default.removeItem(atPath: runDir) }
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         logPath = dir.appendingPathComponent("host\(hostID).log").path
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Programs.diskleased)
         process.arguments = ["--config", "/dev/null", "--run-dir", runDir, "--lockspace", "LS:\(hostID):\(lease):0",
                              "--io-timeout", "1", "--watchdog-fire-timeout", "4", "--kill-grace", "1", "--term-grace", "1",
