@@ -98,4 +98,50 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
     echo
     } >> "$out"
 done
+# Join to first lease, daemon against daemon, at io_timeout 2: a fresh lockspace per side,
+# the daemon already running, timed from add_lockspace to an acquired lease.
+echo "## Join to first acquired lease (daemons, io_timeout 2)" >> "$out"
+echo >> "$out"
+echo "| who | seconds (median, min–max) | what it waits for |" >> "$out"
+echo "| --- | --- | --- |" >> "$out"
+swift build -c release --product diskleased 2>&1 | tail -1
+dbin=$(swift build -c release --show-bin-path)/diskleased
+join_runs=$(( quick ? 1 : 3 ))
+: > "$work/jd.txt"; : > "$work/js.txt"
+for i in $(seq "$join_runs"); do
+    for side in d s; do
+        img="$(pwd)/$work/join-$side-$i.img"
+        truncate -s $((3 * 1048576)) "$img"
+        "$bin" init lockspace "LS:0:$img:0" --io-timeout 2 >/dev/null
+        "$bin" init resource "LS:r1:$img:1048576" >/dev/null
+    done
+    rd="$(pwd)/$work/jrun-$i"; mkdir -p "$rd"
+    "$dbin" --config /dev/null --run-dir "$rd" --io-timeout 2 --watchdog-fire-timeout 60 --watchdog-device none >"$work/jd-$i.log" 2>&1 &
+    dpid=$!
+    for _ in $(seq 50); do [[ -S "$rd/diskleased.sock" ]] && break; sleep 0.1; done
+    t0=$(date +%s%N)
+    "$bin" client add-lockspace --run-dir "$rd" -s "LS:1:$(pwd)/$work/join-d-$i.img:0" --wait >/dev/null
+    "$bin" client acquire --run-dir "$rd" -r "LS:r1:$(pwd)/$work/join-d-$i.img:1048576" >/dev/null
+    t1=$(date +%s%N)
+    echo "$(( (t1 - t0) / 1000 ))" >> "$work/jd.txt"
+    kill -TERM "$dpid"; wait "$dpid" || true
+    sd="$(pwd)/$work/srun-$i"; mkdir -p "$sd"
+    SANLOCK_RUN_DIR="$sd" SANLOCK_PRIVILEGED=0 sanlock daemon -D -w 0 -U root -G root -o 2 >/dev/null 2>&1 &
+    spid=$!
+    for _ in $(seq 50); do SANLOCK_RUN_DIR="$sd" sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
+    t0=$(date +%s%N)
+    SANLOCK_RUN_DIR="$sd" sanlock client add_lockspace -s "LS:1:$(pwd)/$work/join-s-$i.img:0" -o 2 >/dev/null
+    SANLOCK_RUN_DIR="$sd" sanlock client command -r "LS:r1:$(pwd)/$work/join-s-$i.img:1048576" -c /bin/true >/dev/null
+    t1=$(date +%s%N)
+    echo "$(( (t1 - t0) / 1000 ))" >> "$work/js.txt"
+    kill -9 "$spid"; wait "$spid" 2>/dev/null || true
+done
+read jm jmin jmax <<<"$(median < "$work/jd.txt")"
+read sm2 smin2 smax2 <<<"$(median < "$work/js.txt")"
+sec() { awk "BEGIN {printf \"%.1f\", $1 / 1000000}"; }
+echo "| diskleased | $(sec $jm) ($(sec $jmin)–$(sec $jmax)) | join wait: viewMaxAge + ballotMax + 1 = 3·2 + 4·2 + 1 = 15 s from the delta-lease write (which itself waits 2·io_timeout), then a ballot |" >> "$out"
+echo "| sanlock daemon | $(sec $sm2) ($(sec $smin2)–$(sec $smax2)) | delta lease (2·io_timeout), then a ballot |" >> "$out"
+echo >> "$out"
+echo "The join wait is the price of live-only reads (DESIGN.md rule 5): at the default io_timeout 10 a new host waits 71 s before its first ballot, where sanlock waits 20 s. Renewals read the whole lockspace area (1 MiB, 8 MiB on 4K/8M) and write one sector every 2·io_timeout on both sides." >> "$out"
+echo >> "$out"
 cat "$out"
