@@ -227,8 +227,13 @@ struct BatchEngine {
         }
     }
 
-    static func nanoseconds(_ d: Duration) -> Int64 {
-        let (s, atto) = d.components
+    static func nanoseconds(_ d: Duration) -> Int64 { d.wholeNanoseconds }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds (deadlines and error messages use it).
+    public var wholeNanoseconds: Int64 {
+        let (s, atto) = components
         return s * 1_000_000_000 + atto / 1_000_000_000
     }
 }

@@ -125,9 +125,7 @@ struct DirectHost {
 
 func hostName(_ given: String?) -> String {
     if let given { return given }
-    var buf = [CChar](repeating: 0, count: 64)
-    gethostname(&buf, 63)
-    let node = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let node = nodeName()
     var rng = SystemRandomNumberGenerator()
     let id = String(rng.next() & 0xFFFF_FFFF_FFFF, radix: 16)
     return String("\(LiveView.joinWaitMarker)\(id).\(node)".prefix(LeaseName.hostNameMax))

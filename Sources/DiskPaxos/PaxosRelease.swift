@@ -104,13 +104,14 @@ public struct PaxosRequest: LeaseOperation {
     public typealias Output = Result<Outcome, PaxosError>
 
     let resource: PaxosResource
-    let lver: UInt64
+    let lver: UInt64?
     let forceMode: UInt32
     private var owner = 0
     private var phase = 0
 
-    /// `lver` is the version wanted (sanlock's SANLK_REQUEST_NEXT_LVER is the current + 1).
-    public init(resource: PaxosResource, lver: UInt64, forceMode: UInt32) {
+    /// `lver` is the version wanted; nil asks for the one after the current leader's (sanlock's
+    /// SANLK_REQUEST_NEXT_LVER).
+    public init(resource: PaxosResource, lver: UInt64?, forceMode: UInt32) {
         self.resource = resource
         self.lver = lver
         self.forceMode = forceMode
@@ -134,6 +135,7 @@ public struct PaxosRequest: LeaseOperation {
             return .finished(.failure(.leader(error)))
         }
         if l.timestamp == 0 { return .finished(.success(.free)) }
+        let lver = self.lver ?? l.lver + 1
         if l.lver >= lver { return .finished(.failure(.lverMismatch(required: lver, current: l.lver))) }
         let req: RequestRecord
         do {

@@ -196,8 +196,12 @@ extension Daemon {
                     cond.lock()
                 case .joinWaitPending(let until):
                     if !wait { throw WireError(.joining, e.description) }
-                    try waitUntil(min(deadline ?? .distantFuture, Date(timeIntervalSinceNow: Double(until - Self.now()) / 1e9)), k,
-                                  timeoutIsError: deadline.map { $0 <= Date(timeIntervalSinceNow: Double(until - Self.now()) / 1e9) } ?? false)
+                    let ends = Date(timeIntervalSinceNow: Double(until - Self.now()) / 1e9)
+                    if let deadline, deadline <= ends {
+                        try waitUntil(deadline, k)
+                    } else {
+                        _ = cond.wait(until: ends)
+                    }
                 case .held, .acquiredByOther, .sharedHolders, .contended, .ballotTooLong, .leaderBehind:
                     if !wait { throw WireError(.busy, "\(k): \(e)") }
                     // A remote holder's release shows at our next renewal at the latest.
@@ -216,9 +220,9 @@ extension Daemon {
     }
 
     /// Waits on the lock for a change, until `deadline`. Call with the lock held.
-    func waitUntil(_ deadline: Date?, _ k: ResourceKey, timeoutIsError: Bool = true) throws(WireError) {
+    func waitUntil(_ deadline: Date?, _ k: ResourceKey) throws(WireError) {
         if let deadline {
-            if !cond.wait(until: deadline) && Date() >= deadline && timeoutIsError {
+            if !cond.wait(until: deadline) && Date() >= deadline {
                 throw WireError(.timeout, "\(k): not acquired within the timeout")
             }
         } else {
@@ -352,10 +356,7 @@ extension Daemon {
         cond.unlock()
         let res = try paxosResource(k, path: try need(q.path, "path"), offset: try need(q.offset, "offset"), ls: ls)
         ls.ballotLock.lock()
-        let leader = try? ls.ballotRunner.device.read(offset: res.layout.leaderOffset, length: res.layout.geometry.sectorSize,
-                                                      timeout: ls.timeouts.ioTimeout)
-        let current = leader.map { LeaderRecord(decoding: $0).lver } ?? 0
-        let r = ls.ballotRunner.run(PaxosRequest(resource: res, lver: q.lver ?? current + 1, forceMode: 0))
+        let r = ls.ballotRunner.run(PaxosRequest(resource: res, lver: q.lver, forceMode: 0))
         ls.ballotLock.unlock()
         switch r {
         case .success(.free): return

@@ -106,7 +106,7 @@ public final class Daemon: @unchecked Sendable {
             return existing
         }
         cond.unlock()
-        let name = String("\(LiveView.joinWaitMarker)\(config.hostName ?? hostNodeName())-\(instance)".prefix(LeaseName.hostNameMax))
+        let name = String("\(LiveView.joinWaitMarker)\(config.hostName ?? nodeName())-\(instance)".prefix(LeaseName.hostNameMax))
         let ls = try Lockspace(spec: spec, config: config, hostName: name)
         cond.lock()
         lockspaces[spec.name] = ls
@@ -342,12 +342,6 @@ public final class Daemon: @unchecked Sendable {
         metrics.leasesHeld(holdings.values.reduce(0) { $0 + $1.count })
         stateFile.save(holdings.keys.sorted().flatMap { k in holdings[k]!.prefix(1).map(\.info) })
     }
-}
-
-func hostNodeName() -> String {
-    var buf = [CChar](repeating: 0, count: 64)
-    gethostname(&buf, 63)
-    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 extension Daemon {

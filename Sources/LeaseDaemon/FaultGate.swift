@@ -21,7 +21,7 @@ final class FaultGate: SectorDevice, @unchecked Sendable {
     var lost: Bool { controlFile.map { FileManager.default.fileExists(atPath: $0) } ?? false }
 
     func failure(_ offset: UInt64, _ timeout: Duration) -> BlockIOError {
-        let ms = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        let ms = timeout.wholeNanoseconds / 1_000_000
         Thread.sleep(forTimeInterval: Double(ms) / 1000)
         return .timeout(path: path, offset: offset, inFlight: 1, timeoutMilliseconds: ms)
     }

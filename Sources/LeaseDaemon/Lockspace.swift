@@ -101,7 +101,13 @@ final class Lockspace: @unchecked Sendable {
 
     init(spec: LockspaceSpec, config: DaemonConfig, hostName: String) throws(WireError) {
         let (renewalDevice, g) = try probeArea(path: spec.path, offset: spec.offset, faultFile: config.faultFile)
-        let (ballotDevice, _) = try probeArea(path: spec.path, offset: spec.offset, faultFile: config.faultFile)
+        // A second handle for ballots; the area was checked through the first.
+        let ballotDevice: FaultGate
+        do {
+            ballotDevice = FaultGate(try FileDevice(path: spec.path), controlFile: config.faultFile)
+        } catch {
+            throw WireError(.io, error.description)
+        }
         guard spec.hostID <= g.maxHosts else {
             throw WireError(.badRequest, "\(spec.path): host_id \(spec.hostID) is above max_hosts \(g.maxHosts)")
         }

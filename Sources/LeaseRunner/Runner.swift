@@ -23,6 +23,13 @@ public enum MonotonicClock {
     }
 }
 
+/// This machine's node name (uname's nodename), the readable part of default host names.
+public func nodeName() -> String {
+    var buf = [CChar](repeating: 0, count: 65)
+    gethostname(&buf, 64)
+    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// What one run of an operation did: every action, in order, for exact I/O assertions.
 public struct IOTrace: Sendable {
     public var actions: [IOAction] = []
