@@ -71,6 +71,9 @@ public protocol SectorDevice: Sendable {
     func read(_ ranges: [IORange], timeout: Duration) throws(BlockIOError) -> [[UInt8]]
     /// Writes every range in one batch; returns once all are on disk.
     func write(_ writes: [SectorWrite], timeout: Duration) throws(BlockIOError)
+    /// Waits up to `timeout` for requests that timed out earlier (and may still reach the
+    /// disk) to complete; returns how many are still outstanding.
+    func reapParked(timeout: Duration) -> Int
 }
 
 extension SectorDevice {

@@ -212,7 +212,16 @@ public final class Daemon: @unchecked Sendable {
         ls.state = .leaving
         let last = ls.record
         cond.unlock()
-        if let last {
+        // Timestamp 0 lets others drop our blocks from their ballots once read stale, so no
+        // write of ours may land after it: a timed-out ballot write still in the device queue
+        // could carry a value nobody reads. If any is still outstanding, our slot is left to
+        // expire (others wait host_dead_seconds) instead of being freed.
+        let wait = t.ioTimeout * 2
+        let outstanding = ls.ballotRunner.device.reapParked(timeout: wait) + ls.renewalRunner.device.reapParked(timeout: wait)
+        if outstanding > 0 {
+            log.error("not freeing our host id: timed-out writes still outstanding", metadata: [
+                "lockspace": "\(ls.name)", "outstanding": "\(outstanding)"])
+        } else if let last {
             let r = ls.renewalRunner.run(DeltaLeave(layout: ls.layout, hostID: ls.spec.hostID, last: last))
             if case .failure(let e) = r { log.error("leave failed", metadata: ["lockspace": "\(ls.name)", "error": "\(e)"]) }
         }

@@ -35,4 +35,6 @@ final class FaultGate: SectorDevice, @unchecked Sendable {
         if lost { throw failure(writes.first?.offset ?? 0, timeout) }
         try inner.write(writes, timeout: timeout)
     }
+
+    func reapParked(timeout: Duration) -> Int { inner.reapParked(timeout: timeout) }
 }
