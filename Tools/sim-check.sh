@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The simulator on the release build: at least 10,000 seeds with every fault kind must pass,
 # the join-storm profile must pass, and every broken safety rule must be caught within its
-# seed budget (exit 70 with the seed). joinWaitEqualsBound needs five events to meet at one
-# instant (a view read, a join landing, a ballot starting exactly viewMaxAge later and lasting
-# exactly ballotMaxDuration, the joiner's first ballot at exactly the join wait); the
-# whole-second profile makes such ties possible but has not hit this one in 9,000 seeds, so
-# the exhaustive spin model (Model/check.sh) is what catches it.
+# seed budget (exit 70 with the seed). joinWaitEqualsBound needs a view read, a join landing,
+# a ballot starting exactly viewMaxAge later and deciding exactly ballotMaxDuration after, and
+# the joiner's first ballot exactly at the join wait, all meeting at whole-second instants; the
+# boundary profile (whole seconds, two hosts, leaves and rejoins, the seed's choices leaning
+# towards the bounds) is what reaches it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product disklease 2>&1 | tail -1
@@ -41,9 +41,13 @@ expect_caught() {  # mutation budget profile...
         exit 1
     fi
 }
+echo "== simulator: 3000 seeds, boundary profile (whole seconds, choices aimed at the bounds)"
+run_clean 3000 --boundary
+
 echo "== simulator: each broken rule must be caught"
 expect_caught earlyDead 1000
 expect_caught noViewAgeCheck 1000
 expect_caught dropDeadBlocksAtOnce 2000 --join-storm --resources 1
 expect_caught noJoinWait 2000 --join-storm --resources 1
-echo "simulator: $caught of 4 mutants caught; clean runs passed"
+expect_caught joinWaitEqualsBound 3000 --boundary
+echo "simulator: $caught of 5 mutants caught; clean runs passed"

@@ -13,7 +13,7 @@ struct SimulateCommand: ParsableCommand {
 
     @Option(help: "First seed.") var seed: UInt64 = 1
     @Option(help: "How many consecutive seeds to run.") var seeds: Int = 1
-    @Option(help: "Hosts per run.") var hosts: Int = 3
+    @Option(help: "Hosts per run (default 3; 2 with --boundary).") var hosts: Int?
     @Option(help: "Resources per run.") var resources: Int = 2
     @Option(help: "Events per run.") var steps: Int = 3000
     @Option(help: "live or full.") var mode: String = "live"
@@ -25,16 +25,20 @@ struct SimulateCommand: ParsableCommand {
     @Flag(help: "The join-storm fault profile: frequent crashes and rejoins, short lockspace-path outages.") var joinStorm = false
     @Flag(help: "Whole-second time: io_timeout 2, watchdog 8, viewMaxAge 3, ballotMaxDuration 2, every latency a whole second, join-storm faults, one resource (overrides those options).")
     var coarseClock = false
+    @Flag(help: "The whole-second profile with the seed's choices leaning towards the bounds (view exactly viewMaxAge old, ballots exactly ballotMaxDuration long, rejoins on others' renewals).")
+    var boundary = false
     @Flag(help: "Print every run's statistics.") var verbose = false
     @Flag(help: "Print host events (renewal failures, fencing) as they happen.") var debug = false
 
     func validate() throws {
         guard ReadMode(rawValue: mode) != nil else { throw ValidationError("--mode is live or full") }
-        guard (1...64).contains(hosts), (1...16).contains(resources), seeds >= 1, steps >= 1 else {
+        guard (1...64).contains(hostCount), (1...16).contains(resources), seeds >= 1, steps >= 1 else {
             throw ValidationError("hosts 1...64, resources 1...16, seeds and steps ≥ 1")
         }
         for m in mutation where SimulateCommand.mutations[m] == nil { throw ValidationError("unknown mutation \(m)") }
     }
+
+    var hostCount: Int { hosts ?? (boundary ? 2 : 3) }
 
     static let mutations: [String: SafetyMutations] = [
         "noJoinWait": .noJoinWait, "joinWaitEqualsBound": .joinWaitEqualsBound,
@@ -43,12 +47,12 @@ struct SimulateCommand: ParsableCommand {
     ]
 
     func config(seed: UInt64) -> SimConfig {
-        var c = coarseClock ? SimConfig.coarse(seed: seed) : SimConfig(seed: seed)
-        c.hosts = hosts
+        var c = boundary ? SimConfig.boundary(seed: seed) : coarseClock ? SimConfig.coarse(seed: seed) : SimConfig(seed: seed)
+        c.hosts = hostCount
         c.mode = ReadMode(rawValue: mode)!
         c.steps = steps
         c.mutations = SafetyMutations(mutation.map { SimulateCommand.mutations[$0]! })
-        if coarseClock { return c }
+        if coarseClock || boundary { return c }
         c.resources = resources
         c.timeouts = SimConfig.timeouts(ioTimeout: ioTimeout, watchdog: watchdog)
         if noFaults { c.faults = .none }
@@ -66,7 +70,7 @@ struct SimulateCommand: ParsableCommand {
             if verbose { FileHandleStream.stdout.write("seed \(s): \(result.stats)\n") }
             if let v = result.violation {
                 let m = mutation.map { " --mutation \($0)" }.joined()
-                FileHandleStream.stdout.write("\(v)\nreplay: disklease simulate --seed \(s) --hosts \(hosts) --resources \(resources) --steps \(steps) --mode \(mode) --io-timeout \(ioTimeout) --watchdog \(watchdog)\(m)\(noFaults ? " --no-faults" : "")\(joinStorm ? " --join-storm" : "")\(coarseClock ? " --coarse-clock" : "")\n")
+                FileHandleStream.stdout.write("\(v)\nreplay: disklease simulate --seed \(s) --hosts \(hostCount) --resources \(resources) --steps \(steps) --mode \(mode) --io-timeout \(ioTimeout) --watchdog \(watchdog)\(m)\(noFaults ? " --no-faults" : "")\(joinStorm ? " --join-storm" : "")\(coarseClock ? " --coarse-clock" : "")\(boundary ? " --boundary" : "")\n")
                 throw ExitCode(70)
             }
         }

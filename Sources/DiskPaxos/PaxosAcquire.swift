@@ -73,6 +73,11 @@ public struct PaxosAcquire: LeaseOperation {
     /// The highest mbal this acquire wrote (carry it into the next one as `minimumMbal`).
     public private(set) var highestMbal: UInt64 = 0
 
+    /// When the current ballot started (after the initial read), on the caller's clock.
+    public var ballotStartedAt: Nanos { ballotStart }
+    /// True while the phase-2 write (our accepted value) is the pending action.
+    public var writingPhase2: Bool { phase == .phase2Write }
+
     enum Phase {
         case initialRead, phase1Write, phase1Read, phase2Write, phase2Read, commitWrite
         case sharedCheckRead, sharedClearWrite, sharedModeWrite, leaderReleaseRead, leaderReleaseWrite

@@ -30,6 +30,8 @@ struct EventQueue {
         return top
     }
 
+    func contains(where match: (Entry) -> Bool) -> Bool { heap.contains(where: match) }
+
     mutating func removeAll(where drop: (Entry) -> Bool) {
         heap.removeAll(where: drop)
         for i in stride(from: heap.count / 2, through: 0, by: -1) { siftDown(i) }

@@ -22,6 +22,11 @@ public struct FaultRates: Sendable, Hashable {
     public var lockspaceLossMaxSeconds = 10
     /// A host crashes right after issuing a write (its sectors land or not, one by one).
     public var crashOnWrite = 0.01
+    /// A host that holds nothing and has no write in flight leaves the lockspace (timestamp 0,
+    /// as rem_lockspace) and joins again a few seconds later: its slot turns FREE, others drop
+    /// its block once shown stale, and its rejoin needs no host_dead wait, so joins meet
+    /// ballots that do not read the joiner.
+    public var leave = 0.002
     /// Hosts' clocks run at rates within ±this of each other (e.g. 1e-4 = 100 ppm).
     public var clockRateSpread = 1e-4
 
@@ -37,6 +42,7 @@ public struct FaultRates: Sendable, Hashable {
         f.lockspacePathLoss = 0.05
         f.lockspaceLossMaxSeconds = 3
         f.pause = 0.001
+        f.leave = 0.01
         return f
     }()
 
@@ -47,13 +53,32 @@ public struct FaultRates: Sendable, Hashable {
         var f = FaultRates.joinStorm
         f.slowIO = 0.5
         f.clockRateSpread = 0
+        f.leave = 0.1
+        return f
+    }()
+
+    /// For `SimConfig.boundary`: leaves and rejoins instead of crashes, few failed I/Os (a
+    /// chain of exact instants breaks at any fault), half the I/Os a whole second slow.
+    public static let boundary: FaultRates = {
+        var f = FaultRates()
+        f.slowIO = 0.5
+        f.clockRateSpread = 0
+        f.leave = 0.1
+        f.crash = 0.001
+        f.crashOnWrite = 0.002
+        f.timeoutIO = 0.005
+        f.eio = 0.002
+        f.lockspacePathLoss = 0.002
+        f.lockspaceLossMaxSeconds = 3
+        f.storageLoss = 0.0005
+        f.pause = 0.001
         return f
     }()
 
     public static let none: FaultRates = {
         var f = FaultRates()
         f.slowIO = 0; f.timeoutIO = 0; f.eio = 0; f.crash = 0; f.pause = 0; f.storageLoss = 0; f.clockRateSpread = 0
-        f.lockspacePathLoss = 0; f.crashOnWrite = 0
+        f.lockspacePathLoss = 0; f.crashOnWrite = 0; f.leave = 0
         return f
     }()
 }
@@ -81,6 +106,16 @@ public struct SimConfig: Sendable, Hashable {
     /// order at that instant is the seed's choice. Boundary mistakes (`<` for `<=`) show here;
     /// nanosecond time almost never meets a bound exactly.
     public var quantum: Nanos? = nil
+    /// Whole-quantum time only: the seed's choices lean towards the bounds instead of being
+    /// uniform (each with odds `aimOdds`). An acquire waits until the view is exactly
+    /// viewMaxAge old; a phase-2 write lands exactly when its ballot reaches
+    /// ballotMaxDuration, and the rest of that ballot takes no time; a host that left rejoins
+    /// at the instant another host, which has shown its old block stale and holds nothing,
+    /// starts a renewal; a host's first acquire at the end of its join wait takes no time.
+    /// Every choice stays one the real system could make; only their odds change.
+    public var aimAtBounds = false
+    /// How often each aimed choice is taken when aiming.
+    public var aimOdds = 0.8
     public var mode = ReadMode.live
     public var faults = FaultRates()
     public var mutations: SafetyMutations = []
@@ -99,6 +134,16 @@ public struct SimConfig: Sendable, Hashable {
         c.timeouts = Timeouts(ioTimeoutSeconds: 2, watchdogFireSeconds: 8, viewMaxAgeSeconds: 3, ballotMaxDurationSeconds: 2)
         c.faults = .coarseClock
         c.resources = 1
+        return c
+    }
+
+    /// The whole-second profile with the seed aiming at the bounds (`aimAtBounds`): the
+    /// profile that must catch a join wait equal to its bound.
+    public static func boundary(seed: UInt64) -> SimConfig {
+        var c = coarse(seed: seed)
+        c.aimAtBounds = true
+        c.faults = .boundary
+        c.hosts = 2  // a third host's ballots mostly end the race before it starts
         return c
     }
 }

@@ -10,6 +10,7 @@ enum LaneOp {
     case refresh(ViewRefresh)
     case acquire(PaxosAcquire, resource: Int)
     case release(PaxosRelease, resource: Int)
+    case leave(DeltaLeave)
 
     /// Starts or resumes the operation. Returns the next action, or nil when it finished, in
     /// which case the finished operation (holding its output) is in `self`.
@@ -27,6 +28,7 @@ enum LaneOp {
         case .refresh(var op): defer { self = .refresh(op) }; return run(&op)
         case .acquire(var op, let r): defer { self = .acquire(op, resource: r) }; return run(&op)
         case .release(var op, let r): defer { self = .release(op, resource: r) }; return run(&op)
+        case .leave(var op): defer { self = .leave(op) }; return run(&op)
         }
     }
 }
@@ -62,6 +64,13 @@ final class SimHost {
     var lastSuccess: Nanos = 0
     var nextRenewAt: Nanos = 0
     var workerIdleUntil: Nanos = 0
+    /// The worker waits for the join wait to end (aiming leaves that instant alone).
+    var joinWaitEnded = false
+    /// Aiming: the worker's I/O takes no time until that first acquire ends.
+    var sprint = false
+    /// Aiming: after a leave, waiting for another host's renewal to cue the rejoin.
+    var awaitingRejoinCue = false
+    var leftRecord: LeaderRecord? = nil
     var view: LiveView
     var stale: [Int: [Int: HostIncarnation]] = [:]
     var highestMbal: [Int: UInt64] = [:]

@@ -21,7 +21,7 @@ public struct SimStats: Sendable, CustomStringConvertible {
     public mutating func add(_ o: SimStats) {
         steps += o.steps; grantsExclusive += o.grantsExclusive; grantsShared += o.grantsShared
         releases += o.releases; crashes += o.crashes; pauses += o.pauses; storageLosses += o.storageLosses
-        ioTimeouts += o.ioTimeouts; fenced += o.fenced; ballots += o.ballots
+        ioTimeouts += o.ioTimeouts; fenced += o.fenced; leaves += o.leaves; ballots += o.ballots
         staleLeaderLandings += o.staleLeaderLandings; simulatedSeconds += o.simulatedSeconds
     }
     public var steps = 0
@@ -33,11 +33,12 @@ public struct SimStats: Sendable, CustomStringConvertible {
     public var storageLosses = 0
     public var ioTimeouts = 0
     public var fenced = 0
+    public var leaves = 0
     public var ballots = 0
     public var staleLeaderLandings = 0
     public var simulatedSeconds: Double = 0
     public var description: String {
-        "steps=\(steps) sim=\(Int(simulatedSeconds))s grants(ex=\(grantsExclusive) sh=\(grantsShared)) releases=\(releases) crashes=\(crashes) pauses=\(pauses) storageLoss=\(storageLosses) ioTimeouts=\(ioTimeouts) fenced=\(fenced) ballots=\(ballots) staleLeaderLandings=\(staleLeaderLandings)"
+        "steps=\(steps) sim=\(Int(simulatedSeconds))s grants(ex=\(grantsExclusive) sh=\(grantsShared)) releases=\(releases) crashes=\(crashes) pauses=\(pauses) storageLoss=\(storageLosses) ioTimeouts=\(ioTimeouts) fenced=\(fenced) leaves=\(leaves) ballots=\(ballots) staleLeaderLandings=\(staleLeaderLandings)"
     }
 }
 
@@ -192,7 +193,7 @@ public final class Simulation {
             crash(host, why: "watchdog reset")
         case let .join(h, inc):
             let host = hosts[h - 1]
-            guard host.up, host.incarnation == inc, !host.joined else { return }
+            guard host.up, host.incarnation == inc, !host.joined, host.lanes[.renewal]!.op == nil else { return }
             if host.pausedUntil > now { return schedule(at: host.pausedUntil, kind) }
             startJoin(host)
         }
@@ -222,6 +223,7 @@ public final class Simulation {
     }
 
     func startJoin(_ host: SimHost) {
+        host.awaitingRejoinCue = false
         start(host, .renewal, .join(DeltaJoin(layout: lockspace, space: "sim", hostID: host.id, hostName: host.name, timeouts: config.timeouts)))
     }
 
@@ -255,11 +257,24 @@ public final class Simulation {
         if host.joined && !host.fenced && local - host.lastSuccess > Clock.seconds(config.timeouts.renewalFailSeconds) {
             fence(host)
         }
+        renewIfDue(host, local: local)
+        work(host, local: local)
+    }
+
+    func renewIfDue(_ host: SimHost, local: Nanos) {
         if host.joined && !host.fenced && host.lanes[.renewal]!.op == nil && local >= host.nextRenewAt {
+            if config.aimAtBounds { cueRejoins(host) }
             start(host, .renewal, .renew(DeltaRenew(layout: lockspace, space: "sim", hostID: host.id, last: host.record!,
                                                     timeouts: config.timeouts, previousSucceeded: host.lastRenewOK)))
         }
+    }
+
+    /// The worker lane's next job: leave, release a lease whose hold time is up, or acquire.
+    func work(_ host: SimHost, local: Nanos) {
         guard host.joined, !host.fenced, host.lanes[.worker]!.op == nil, local >= host.workerIdleUntil else { return }
+        if chance(config.faults.leave), host.grants.isEmpty, host.lanes[.renewal]!.op == nil, !writesInFlight(host) {
+            return leave(host)
+        }
         // Sorted: dictionary order differs between processes and would break replay.
         if let r = host.grants.keys.sorted().first(where: { local >= host.holdUntil[$0]! }), let g = host.grants[r] {
             host.grants[r] = nil  // the process lets go before the release I/O starts
@@ -269,6 +284,11 @@ public final class Simulation {
         }
         let r = Int(rng.next() % UInt64(resources.count))
         guard host.grants[r] == nil else { return }
+        if config.aimAtBounds, !host.joinWaitEnded, let age = host.view.age(now: local), age < Clock.seconds(config.timeouts.viewMaxAgeSeconds),
+           chance(config.aimOdds) {
+            host.workerIdleUntil = local - age + Clock.seconds(config.timeouts.viewMaxAgeSeconds)
+            return
+        }
         var options = PaxosAcquire.Options()
         options.shared = Double(rng.next() % 1000) / 1000 < config.sharedRatio
         options.noWait = rng.next() % 4 == 0
@@ -277,12 +297,57 @@ public final class Simulation {
                                 verifiedStale: host.stale[r] ?? [:], mutations: config.mutations)
         let op = PaxosAcquire(resource: resources[r], host: PaxosHost(hostID: host.id, generation: host.record!.ownerGeneration),
                               context: ctx, timeouts: config.timeouts, options: options, seed: rng.next())
+        if debugLog { print("t=\(Double(now)/1e9) host \(host.id) acquire starts, view age \(Double(host.view.age(now: local) ?? -1)/1e9) readset \(ctx.dblockHosts(now: local))") }
         start(host, .worker, .acquire(op, resource: r))
+    }
+
+    func chance(_ p: Double) -> Bool { p > 0 && Double(rng.next() % 1_000_000) / 1e6 < p }
+
+    /// Leaving as rem_lockspace does, once the host holds nothing and its device has no write
+    /// in flight (a daemon drains its AIO context first: a ballot write landing after others
+    /// dropped our block as stale could carry a value nobody reads). No ballot or renewal
+    /// starts once it begins, and the watchdog is disarmed.
+    func leave(_ host: SimHost) {
+        stats.leaves += 1
+        let last = host.record!
+        host.joinedAt = nil
+        host.lastSuccess = -1
+        start(host, .renewal, .leave(DeltaLeave(layout: lockspace, hostID: host.id, last: last)))
+    }
+
+    /// A few seconds after leaving, or (when aiming) on a cue: the instant another host starts
+    /// a renewal after it has shown our old block stale, so its view read meets our join write
+    /// and its ballots no longer read our block. A fallback join keeps a missed cue harmless.
+    func scheduleRejoin(_ host: SimHost) {
+        if config.aimAtBounds, chance(config.aimOdds) {
+            host.awaitingRejoinCue = true
+            schedule(at: now + Clock.seconds(15 * N), .join(host: host.id, incarnation: host.incarnation))
+        } else {
+            schedule(at: now + Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(4 * N)))),
+                     .join(host: host.id, incarnation: host.incarnation))
+        }
+    }
+
+    /// Aiming: `renewing` starts a renewal; a host waiting for its rejoin cue may join now.
+    func cueRejoins(_ renewing: SimHost) {
+        guard renewing.grants.isEmpty else { return }  // it will ballot soon
+        for j in hosts where j.awaitingRejoinCue && j.up && j.id != renewing.id {
+            guard let left = j.leftRecord else { continue }
+            let gone = HostIncarnation(generation: left.ownerGeneration, timestamp: 0)
+            guard resources.indices.allSatisfy({ renewing.stale[$0]?[j.id] == gone }), chance(0.5) else { continue }
+            if j.pausedUntil <= now && j.lanes[.renewal]!.op == nil { startJoin(j) }
+        }
+    }
+
+    func writesInFlight(_ host: SimHost) -> Bool {
+        queue.contains { e in
+            if case let .land(h, inc, _, _) = e.kind { return h == host.id && inc == host.incarnation }
+            return false
+        }
     }
 
     func injectFaults(_ host: SimHost) {
         let f = config.faults
-        func chance(_ p: Double) -> Bool { p > 0 && Double(rng.next() % 1_000_000) / 1e6 < p }
         if chance(f.crash) { return crash(host, why: "injected crash") }
         if chance(f.pause) {
             stats.pauses += 1
@@ -326,7 +391,6 @@ public final class Simulation {
             return schedule(at: host.global(until), .deliver(host: host.id, incarnation: inc, lane: lane, token: token, result: .slept))
         }
         let f = config.faults
-        func chance(_ p: Double) -> Bool { p > 0 && Double(rng.next() % 1_000_000) / 1e6 < p }
         var latency = Nanos(rng.next() % 10_000_000) + 200_000  // 0.2–10.2 ms, a SAN's range
         var timedOut = false
         let lockspaceIO: Bool = {
@@ -336,14 +400,32 @@ public final class Simulation {
             case .sleep: return false
             }
         }()
-        if host.storageLostUntil > now || (lockspaceIO && host.lockspaceLostUntil > now) || chance(f.timeoutIO) {
+        // Aiming: a sprinting worker's I/O takes no time; a phase-2 write lands and completes
+        // just as its ballot reaches its bound.
+        let sprint = config.aimAtBounds && lane == .worker && host.sprint
+        var aimedAt: Nanos? = nil
+        if config.aimAtBounds, !sprint, case .acquire(let a, _)? = host.lanes[lane]!.op, a.writingPhase2, chance(config.aimOdds) {
+            let bound = host.global(a.ballotStartedAt + Clock.seconds(config.timeouts.ballotMaxDurationSeconds))
+            if bound >= now && bound - now <= ioTimeout {
+                aimedAt = bound
+                host.sprint = true  // the rest of this ballot takes no time: it decides at the bound
+            }
+            if debugLog { print("t=\(Double(now)/1e9) host \(host.id) phase-2 write aimed at \(aimedAt.map { Double($0) / 1e9 } ?? -1) (bound \(Double(bound) / 1e9))") }
+        }
+        let pathDown = host.storageLostUntil > now || (lockspaceIO && host.lockspaceLostUntil > now)
+        if !pathDown && sprint {
+            latency = 0
+        } else if !pathDown, let t = aimedAt {
+            latency = t - now
+        } else if pathDown || chance(f.timeoutIO) {
             timedOut = true
             latency = ioTimeout + Nanos(rng.next() % UInt64(ioTimeout))  // lands (if ever) within 2N
         } else if chance(f.slowIO) {
             latency = ioTimeout / 5 + Nanos(rng.next() % UInt64(ioTimeout * 7 / 10))
         }
         latency = quantized(latency)
-        let eio = !timedOut && chance(f.eio)
+        if timedOut { aimedAt = nil }
+        let eio = !sprint && aimedAt == nil && !timedOut && chance(f.eio)
         let offset: UInt64
         switch action {
         case .read(let ranges):
@@ -375,7 +457,7 @@ public final class Simulation {
                         // as on a real array; one sector's writes still land in issue order,
                         // at the same instant if need be (time stays on the quantum grid).
                         let prior = host.lastLandAtSector[sector]
-                        at = max(prior?.time ?? 0, instant(within: latency))
+                        at = max(prior?.time ?? 0, aimedAt ?? instant(within: latency))
                         tie = enqueue(at: at, .land(host: host.id, incarnation: inc, offset: sector, bytes: bytes),
                                       after: prior.flatMap { $0.time == at ? $0.tiebreak : nil })
                         host.lastLandAtSector[sector] = (at, tie)
@@ -419,10 +501,20 @@ public final class Simulation {
                 host.record = j.record
                 host.lastRenewOK = true
                 host.joinedAt = j.writtenAt
+                if debugLog { print("t=\(Double(now)/1e9) host \(host.id) joined, written at t=\(Double(host.global(j.writtenAt))/1e9)") }
                 host.lastSuccess = j.writtenAt
                 host.nextRenewAt = j.writtenAt + Clock.seconds(config.timeouts.renewalSeconds)
                 armWatchdog(host)
-            case .failure:
+                // The first renewal is due as the join ends (the join waited 2·io_timeout after
+                // its write); it also brings the first view of the other hosts.
+                renewIfDue(host, local: local)
+                // An acquire waiting for the join goes now; aiming treats it as one at the end
+                // of the join wait (it may be, if the join took that long).
+                host.joinWaitEnded = true
+                host.sprint = config.aimAtBounds && chance(config.aimOdds)
+                work(host, local: local)
+            case .failure(let e):
+                if debugLog { print("t=\(Double(now)/1e9) host \(host.id) join failed: \(e)") }
                 schedule(at: now + Clock.seconds(1), .join(host: host.id, incarnation: host.incarnation))
             }
         case .renew:
@@ -445,6 +537,8 @@ public final class Simulation {
         case .refresh:
             if case .success(let v) = output as! ViewRefresh.Output {
                 host.view.refresh(v, layout: lockspace, space: "sim")
+                // Refreshed on demand: the acquire that asked goes ahead now, as a daemon's would.
+                if host.up, host.pausedUntil <= now { work(host, local: local) }
             } else {
                 host.workerIdleUntil = local + Clock.seconds(1)
             }
@@ -452,6 +546,8 @@ public final class Simulation {
             if debugLog { print("t=\(Double(now)/1e9) host \(host.id)/\(host.incarnation) acquire r\(r) -> \(output)") }
             host.stale[r] = a.verifiedStale
             host.highestMbal[r] = max(host.highestMbal[r] ?? 0, a.highestMbal)
+            // Only a refresh on demand keeps the acquire at the join wait's end.
+            if case .failure(.viewTooOld) = output as! PaxosAcquire.Output {} else { host.joinWaitEnded = false; host.sprint = false }
             switch output as! PaxosAcquire.Output {
             case .success(let g):
                 stats.ballots += g.ballots
@@ -466,12 +562,21 @@ public final class Simulation {
                     start(host, .worker, .refresh(ViewRefresh(layout: lockspace)))
                 case .joinWaitPending(let until):
                     host.workerIdleUntil = until
+                    host.joinWaitEnded = true
+                    host.sprint = config.aimAtBounds && chance(config.aimOdds)
                 case .held:
                     host.workerIdleUntil = local + Clock.seconds(1) / 2 + Nanos(rng.next() % UInt64(Clock.seconds(2)))
                 default:
                     host.workerIdleUntil = local + Nanos(rng.next() % UInt64(Clock.seconds(2)))
                 }
             }
+        case .leave:
+            // Gone (or, if the write failed, silent until others call it DEAD); back in a while
+            // under the same name, so the rejoin writes at once when the slot reads FREE.
+            host.leftRecord = host.record
+            host.record = nil
+            host.view = LiveView(ourHostID: host.id, timeouts: config.timeouts)
+            scheduleRejoin(host)
         case .release:
             host.workerIdleUntil = local + Nanos(rng.next() % UInt64(Clock.seconds(2)))
         }
