@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: DiskLease (in process, live and full reads; and `disklease direct`
-# as a process) against real sanlock (`sanlock direct`, as a process) on the same file, in
-# one run. Writes docs/BENCHMARKS.md. `--quick` (CI) uses fewer runs and host counts.
+# Side-by-side benchmark: DiskLease (in process, live and full reads; `disklease direct` and
+# diskleased as processes) against real sanlock (`sanlock direct` and its daemon) on the same
+# files and loop devices, in one run. Writes docs/BENCHMARKS.md and the SVG plots in
+# docs/bench/. `--quick` (CI) uses fewer runs, host counts and leases.
 # Exact counts (bytes, submits) come from our device counters and from strace of sanlock's
-# io_submit calls; latencies are medians with min–max over the runs.
+# io_submit calls; latencies are medians with min–max over the runs. Images are written out
+# in full (no holes), so every read reaches the device.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -11,54 +13,89 @@ quick=0
 bash Tools/install-deps.sh --test
 command -v strace >/dev/null || { echo "installing strace"; apt-get install -y -qq strace >/dev/null; }
 swift build -c release --product disklease 2>&1 | tail -1
+swift build -c release --product diskleased 2>&1 | tail -1
 bin=$(swift build -c release --show-bin-path)/disklease
+dbin=$(swift build -c release --show-bin-path)/diskleased
 work=${BENCH_DIR:-.build/bench}
 rm -rf "$work"; mkdir -p "$work"
 out=${BENCH_OUT:-docs/BENCHMARKS.md}
+plots=${BENCH_PLOTS:-$(dirname "$out")/bench}
+mkdir -p "$plots"
 runs=$(( quick ? 5 : 30 ))
 hosts_list=$([[ $quick -eq 1 ]] && echo "1 4 16" || echo "1 4 16 64 250 2000")
 proc_runs=$(( quick ? 3 : 15 ))
+slow_runs=$(( quick ? 2 : 7 ))
+storm=$(( quick ? 100 : 1000 ))
+storm_runs=$(( quick ? 1 : 3 ))
+loops=()
+daemons=()
+cleanup() {
+    for p in "${daemons[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+# Slow storage: every io_submit of the preloaded process waits this long first (Tools/slowio).
+cc=${CC:-$(command -v cc || command -v clang || true)}
+[[ -n "$cc" ]] || { echo "bench: no C compiler (cc or clang) for Tools/slowio"; exit 1; }
+"$cc" -O2 -shared -fPIC -o "$work/slowio.so" Tools/slowio/slowio.c -ldl
 
 median() { sort -n | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.2f %.2f %.2f", m, a[1], a[NR]}'; }
 ms() { awk "BEGIN {printf \"%.2f\", $1 / 1000}"; }
+sum() { awk '{s += $1} END {printf "%d", s}'; }
+# A lease image written out in full: a sparse file would answer reads of holes without I/O.
+mkimg() { rm -f "$1"; dd if=/dev/zero of="$1" bs=1M count=$(( $2 / 1048576 )) oflag=direct status=none; }
+# Bytes and submits of the io_submit calls in an strace log: "read write submits".
+aio_bytes() {
+    local r w n
+    r=$(grep -o 'IOCB_CMD_PREAD[^}]*aio_nbytes=[0-9]*' "$1" | sed 's/.*aio_nbytes=//' | sum)
+    w=$(grep -o 'IOCB_CMD_PWRITE[^}]*aio_nbytes=[0-9]*' "$1" | sed 's/.*aio_nbytes=//' | sum)
+    n=$(grep -c 'io_submit(' "$1" || true)
+    echo "$r $w $n"
+}
+field() { echo "$1" | sed -E "s/.*\"$2\":([0-9.]+).*/\1/"; }
+stat3() { echo "$1" | sed -E "s/.*\"$2\":\{\"median\":([0-9.]+),\"min\":([0-9.]+),\"max\":([0-9.]+)\}.*/\1 \2 \3/"; }
 
 fs=$(df -T "$work" | awk 'NR==2 {print $2}')
 dev=$(df "$work" | awk 'NR==2 {print $1}')
+kernel=$(uname -r | cut -d- -f1)
+today=$(date -u +%Y-%m-%d)
+on_file="$fs file on $dev · Linux $kernel · $today"
+on_loop="loop device (direct I/O) on that $fs · Linux $kernel · $today"
 {
 echo "# Benchmarks: DiskLease vs sanlock $(sanlock version 2>/dev/null | head -1 | awk '{print $NF}')"
 echo
-echo "Measured $(date -u +%Y-%m-%d) on $(uname -sr), $(nproc) cores, a file on $fs ($dev), by \`bash Tools/bench.sh$([[ $quick -eq 1 ]] && echo " --quick")\`."
+echo "Measured $today on $(uname -sr), $(nproc) cores, by \`bash Tools/bench.sh$([[ $quick -eq 1 ]] && echo " --quick")\`."
 echo "Bytes and submits are exact per operation; times are median (min–max) over the runs."
+echo "The last column of every row says where it was measured: device, kernel, date."
 echo
 } > "$out"
+: > "$work/inproc.txt"
 
 for geo in "512 1M 1048576" "4096 8M 8388608"; do
     set -- $geo
     ss=$1 align=$2 asz=$3
     img="$(pwd)/$work/lease-$ss.img"
-    truncate -s $((asz * 3)) "$img"
+    mkimg "$img" $((asz * 3))
     "$bin" init lockspace "LS:0:$img:0" -Z "$ss" -A "$align" --io-timeout 10 >/dev/null
     "$bin" init resource "LS:r1:$img:$asz" -Z "$ss" -A "$align" >/dev/null
     "$bin" init resource "LS:r2:$img:$((asz * 2))" -Z "$ss" -A "$align" >/dev/null
     echo "## $ss-byte sectors, $align areas" >> "$out"
     echo >> "$out"
-    echo "| who | live hosts | bytes read / acquire | bytes written / acquire | submits / acquire | acquire (ms) | acquire+release (ms) |" >> "$out"
-    echo "| --- | ---: | ---: | ---: | ---: | --- | --- |" >> "$out"
+    echo "| who | live hosts | bytes read / acquire | bytes written / acquire | submits / acquire | acquire (ms) | acquire+release (ms) | measured on |" >> "$out"
+    echo "| --- | ---: | ---: | ---: | ---: | --- | --- | --- |" >> "$out"
     for n in $hosts_list; do
         for mode in live full; do
             j=$("$bin" bench acquire -s "LS:1:$img:0" -r "LS:r1:$img:$asz" --live-hosts "$n" --mode "$mode" --runs "$runs")
-            get() { echo "$j" | sed -E "s/.*\"$1\":([0-9.]+).*/\1/"; }
-            stat() { echo "$j" | sed -E "s/.*\"$1\":\{\"median\":([0-9.]+),\"min\":([0-9.]+),\"max\":([0-9.]+)\}.*/\1 \2 \3/"; }
-            read am amin amax <<<"$(stat acquire_us)"
-            read cm cmin cmax <<<"$(stat cycle_us)"
-            echo "| DiskLease in process, $mode | $n | $(get acquire_bytes_read) | $(get acquire_bytes_written) | $(get acquire_submits) | $(ms $am) ($(ms $amin)–$(ms $amax)) | $(ms $cm) ($(ms $cmin)–$(ms $cmax)) |" >> "$out"
-            echo "$ss $n $mode $(get acquire_bytes_read) $am" >> "$work/inproc.txt"
+            read am amin amax <<<"$(stat3 "$j" acquire_us)"
+            read cm cmin cmax <<<"$(stat3 "$j" cycle_us)"
+            echo "| DiskLease in process, $mode | $n | $(field "$j" acquire_bytes_read) | $(field "$j" acquire_bytes_written) | $(field "$j" acquire_submits) | $(ms $am) ($(ms $amin)–$(ms $amax)) | $(ms $cm) ($(ms $cmin)–$(ms $cmax)) | $on_file |" >> "$out"
+            echo "$ss $n $mode $(field "$j" acquire_bytes_read) $am" >> "$work/inproc.txt"
         done
     done
     # The daemonless paths as processes, like for like: one acquire and one release each, on a
     # fresh lockspace (io_timeout 1 so the one-time join wait is short).
     img="$(pwd)/$work/direct-$ss.img"
-    truncate -s $((asz * 3)) "$img"
+    mkimg "$img" $((asz * 3))
     "$bin" init lockspace "LS:0:$img:0" -Z "$ss" -A "$align" --io-timeout 1 >/dev/null
     "$bin" init resource "LS:r1:$img:$asz" -Z "$ss" -A "$align" >/dev/null
     "$bin" init resource "LS:r2:$img:$((asz * 2))" -Z "$ss" -A "$align" >/dev/null
@@ -81,13 +118,40 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
     done
     strace -f -e trace=io_submit -o "$work/strace.txt" sanlock direct acquire -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
     sanlock direct release -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
-    sread=$(grep -o 'IOCB_CMD_PREAD[^}]*aio_nbytes=[0-9]*' "$work/strace.txt" | sed 's/.*aio_nbytes=//' | paste -sd+ | bc)
-    swrite=$(grep -o 'IOCB_CMD_PWRITE[^}]*aio_nbytes=[0-9]*' "$work/strace.txt" | sed 's/.*aio_nbytes=//' | paste -sd+ | bc)
-    ssub=$(grep -c 'io_submit(' "$work/strace.txt")
+    read sread swrite ssub <<<"$(aio_bytes "$work/strace.txt")"
     read sm smin smax <<<"$(median < "$work/s.txt")"
     read dm dmin dmax <<<"$(median < "$work/d.txt")"
-    echo "| sanlock direct acquire (process) | – | $sread | $swrite | $ssub | $(ms $sm) ($(ms $smin)–$(ms $smax)) | |" >> "$out"
-    echo "| disklease direct acquire (process, full) | – | (lockspace + full) | | | $(ms $dm) ($(ms $dmin)–$(ms $dmax)) | |" >> "$out"
+    echo "| sanlock direct acquire (process) | – | $sread | $swrite | $ssub | $(ms $sm) ($(ms $smin)–$(ms $smax)) | | $on_file |" >> "$out"
+    echo "| disklease direct acquire (process, full) | – | (lockspace + full) | | | $(ms $dm) ($(ms $dmin)–$(ms $dmax)) | | $on_file |" >> "$out"
+    echo "$ss sanlock $sread $sm" >> "$work/inproc.txt"
+
+    # The same on a loop device with the area's sector size, opened for direct I/O.
+    limg="$(pwd)/$work/loop-$ss.img"
+    mkimg "$limg" $((asz * 3))
+    loop=$(losetup -f --show --direct-io=on -b "$ss" "$limg")
+    loops+=("$loop")
+    "$bin" init lockspace "LS:0:$loop:0" -Z "$ss" -A "$align" --io-timeout 10 >/dev/null
+    "$bin" init resource "LS:r1:$loop:$asz" -Z "$ss" -A "$align" >/dev/null
+    "$bin" init resource "LS:r2:$loop:$((asz * 2))" -Z "$ss" -A "$align" >/dev/null
+    for mode in live full; do
+        j=$("$bin" bench acquire -s "LS:1:$loop:0" -r "LS:r1:$loop:$asz" --live-hosts 4 --mode "$mode" --runs "$runs")
+        read am amin amax <<<"$(stat3 "$j" acquire_us)"
+        read cm cmin cmax <<<"$(stat3 "$j" cycle_us)"
+        echo "| DiskLease in process, $mode, loop device | 4 | $(field "$j" acquire_bytes_read) | $(field "$j" acquire_bytes_written) | $(field "$j" acquire_submits) | $(ms $am) ($(ms $amin)–$(ms $amax)) | $(ms $cm) ($(ms $cmin)–$(ms $cmax)) | $on_loop |" >> "$out"
+        echo "$ss $mode $am" >> "$work/loop.txt"
+    done
+    : > "$work/sl.txt"
+    for i in $(seq "$proc_runs"); do
+        t0=$(date +%s%N)
+        sanlock direct acquire -r "LS:r2:$loop:$((asz * 2))" -i 1 -g 1 >/dev/null
+        t1=$(date +%s%N)
+        sanlock direct release -r "LS:r2:$loop:$((asz * 2))" -i 1 -g 1 >/dev/null
+        echo "$(( (t1 - t0) / 1000 ))" >> "$work/sl.txt"
+    done
+    read lm lmin lmax <<<"$(median < "$work/sl.txt")"
+    echo "| sanlock direct acquire (process), loop device | – | $sread | $swrite | $ssub | $(ms $lm) ($(ms $lmin)–$(ms $lmax)) | | $on_loop |" >> "$out"
+    echo "$ss sanlock $lm" >> "$work/loop.txt"
+    losetup -d "$loop"
     echo >> "$out"
     live4=$(awk -v s="$ss" '$1==s && $2==4 && $3=="live" {print $4, $5}' "$work/inproc.txt")
     full4=$(awk -v s="$ss" '$1==s && $2==4 && $3=="full" {print $4, $5}' "$work/inproc.txt")
@@ -97,21 +161,136 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
     echo "Ratios at 4 live hosts ($ss/$align): bytes read per acquire, DiskLease live / sanlock = $lb / $sread = $(awk "BEGIN {printf \"%.4f\", $lb / $sread}") (1/$(awk "BEGIN {printf \"%.0f\", $sread / $lb}")); in-process acquire latency live / full = $(awk "BEGIN {printf \"%.2f\", $lus / $fus}"); process-level acquire latency disklease direct / sanlock direct = $(awk "BEGIN {printf \"%.2f\", $dm / $sm}")."
     echo
     } >> "$out"
+
+    # Slow storage: each io_submit waits 1 ms or 10 ms first, in our process and in sanlock's.
+    {
+    echo "### Slow storage ($ss/$align, 4 live hosts): every io_submit delayed, both sides (Tools/slowio)"
+    echo
+    echo "| who | delay per submit | submits / acquire | acquire (ms) | measured on |"
+    echo "| --- | ---: | ---: | --- | --- |"
+    } >> "$out"
+    pimg="$(pwd)/$work/lease-$ss.img"
+    for us in 1000 10000; do
+        for mode in live full; do
+            j=$(SLOWIO_US=$us LD_PRELOAD="$(pwd)/$work/slowio.so" "$bin" bench acquire -s "LS:1:$pimg:0" -r "LS:r1:$pimg:$asz" --live-hosts 4 --mode "$mode" --runs "$slow_runs")
+            read am amin amax <<<"$(stat3 "$j" acquire_us)"
+            echo "| DiskLease in process, $mode | $((us / 1000)) ms | $(field "$j" acquire_submits) | $(ms $am) ($(ms $amin)–$(ms $amax)) | $on_file |" >> "$out"
+            echo "$ss $us $mode $am" >> "$work/slow.txt"
+        done
+        : > "$work/ss.txt"
+        for i in $(seq "$slow_runs"); do
+            t0=$(date +%s%N)
+            SLOWIO_US=$us LD_PRELOAD="$(pwd)/$work/slowio.so" sanlock direct acquire -r "LS:r2:$pimg:$((asz * 2))" -i 1 -g 1 >/dev/null
+            t1=$(date +%s%N)
+            sanlock direct release -r "LS:r2:$pimg:$((asz * 2))" -i 1 -g 1 >/dev/null
+            echo "$(( (t1 - t0) / 1000 ))" >> "$work/ss.txt"
+        done
+        read sm3 smin3 smax3 <<<"$(median < "$work/ss.txt")"
+        echo "| sanlock direct acquire (process) | $((us / 1000)) ms | $ssub | $(ms $sm3) ($(ms $smin3)–$(ms $smax3)) | $on_file |" >> "$out"
+        echo "$ss $us sanlock $sm3" >> "$work/slow.txt"
+        # Like for like with the row above: our daemonless process (lockspace read, full reads).
+        : > "$work/sd.txt"
+        for i in $(seq "$slow_runs"); do
+            t0=$(date +%s%N)
+            SLOWIO_US=$us LD_PRELOAD="$(pwd)/$work/slowio.so" "$bin" direct acquire -s "LS:2:$img:0" -r "LS:r2:$img:$((asz * 2))" >/dev/null
+            t1=$(date +%s%N)
+            "$bin" direct release -s "LS:2:$img:0" -r "LS:r2:$img:$((asz * 2))" >/dev/null
+            echo "$(( (t1 - t0) / 1000 ))" >> "$work/sd.txt"
+        done
+        read dm3 dmin3 dmax3 <<<"$(median < "$work/sd.txt")"
+        echo "| disklease direct acquire (process, full) | $((us / 1000)) ms | 4 | $(ms $dm3) ($(ms $dmin3)–$(ms $dmax3)) | $on_file |" >> "$out"
+    done
+    echo >> "$out"
 done
+
+# Failover storm: host 2 owned $storm leases, rebooted (new generation), and host 1 takes them
+# all over. DiskLease batches every ballot phase of every lease into shared submits; sanlock's
+# daemon gets the leases from parallel clients of 8 resources each (its per-client maximum).
+{
+echo "## Failover storm: one host takes over $storm leases of a host that rebooted (512/1M)"
+echo
+echo "| who | acquire + release of all (ms, median, min–max) | bytes read | submits | measured on |"
+echo "| --- | --- | ---: | ---: | --- |"
+} >> "$out"
+simg="$(pwd)/$work/storm.img"
+mkimg "$simg" $(( (storm + 1) * 1048576 ))
+"$bin" init lockspace "LS:0:$simg:0" --io-timeout 2 >/dev/null
+for batch in batched one; do
+    : > "$work/st.txt"
+    n=$([[ $batch == batched ]] && echo "$storm_runs" || echo 1)
+    for i in $(seq "$n"); do
+        "$bin" bench failover -s "LS:1:$simg:0" --resources "$storm" --setup >/dev/null
+        j=$("$bin" bench failover -s "LS:1:$simg:0" --resources "$storm" $([[ $batch == one ]] && echo --one-at-a-time))
+        echo "$(field "$j" acquire_ms) $(field "$j" release_ms)" | awk '{printf "%d\n", ($1 + $2) * 1000}' >> "$work/st.txt"
+        sb=$(( $(field "$j" acquire_bytes_read) + $(field "$j" release_bytes_read) ))
+        sn=$(( $(field "$j" acquire_submits) + $(field "$j" release_submits) ))
+    done
+    read tm tmin tmax <<<"$(median < "$work/st.txt")"
+    label=$([[ $batch == batched ]] && echo "DiskLease, ballots batched (live reads)" || echo "DiskLease, one lease after another (live reads)")
+    echo "| $label | $(ms $tm) ($(ms $tmin)–$(ms $tmax)) | $sb | $sn | $on_file |" >> "$out"
+    echo "$batch $tm" >> "$work/storm.txt"
+done
+storm_sanlock() {  # run-dir strace-log-or-empty; prints microseconds
+    local rd=$1 trace=$2 spid t0 t1 c args
+    mkdir -p "$rd"
+    "$bin" bench failover -s "LS:1:$simg:0" --resources "$storm" --setup >/dev/null
+    if [[ -n "$trace" ]]; then
+        SANLOCK_RUN_DIR="$rd" SANLOCK_PRIVILEGED=0 strace -f -e trace=io_submit -o "$trace" sanlock daemon -D -w 0 -U root -G root -o 2 >/dev/null 2>&1 &
+    else
+        SANLOCK_RUN_DIR="$rd" SANLOCK_PRIVILEGED=0 sanlock daemon -D -w 0 -U root -G root -o 2 >/dev/null 2>&1 &
+    fi
+    spid=$!
+    daemons+=("$spid")
+    for _ in $(seq 100); do SANLOCK_RUN_DIR="$rd" sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
+    SANLOCK_RUN_DIR="$rd" sanlock client add_lockspace -s "LS:1:$simg:0" -o 2 >/dev/null
+    t0=$(date +%s%N)
+    for c in $(seq 0 $(( (storm + 7) / 8 - 1 ))); do
+        args=()
+        for k in $(seq 0 7); do
+            i=$((c * 8 + k))
+            (( i < storm )) || break
+            args+=(-r "LS:r$i:$simg:$(( (i + 1) * 1048576 ))")
+        done
+        SANLOCK_RUN_DIR="$rd" sanlock client command "${args[@]}" -c /bin/true >/dev/null 2>&1 &
+    done
+    wait $(jobs -p | grep -v "^$spid\$") 2>/dev/null || true
+    t1=$(date +%s%N)
+    kill -9 $(pgrep -P "$spid") "$spid" 2>/dev/null || true   # under strace, the daemon is its child
+    wait "$spid" 2>/dev/null || true
+    local taken
+    taken=$(sanlock direct dump "$simg:1048576" | awk 'NR > 1 && $5 == "0001" && $7 == 2' | wc -l)
+    [[ $taken -eq $storm ]] || { echo "bench: sanlock took over $taken of $storm leases" >&2; exit 1; }
+    echo $(( (t1 - t0) / 1000 ))
+}
+: > "$work/sst.txt"
+for i in $(seq "$storm_runs"); do storm_sanlock "$(pwd)/$work/storm-s$i" "" >> "$work/sst.txt"; done
+storm_sanlock "$(pwd)/$work/storm-strace" "$(pwd)/$work/storm-strace.txt" >/dev/null
+read tm tmin tmax <<<"$(median < "$work/sst.txt")"
+# The traced daemon's I/O minus its join and renewals (everything at offset 0: whole-lockspace
+# reads and our own delta lease); the owner checks' reads of host 2's delta lease stay in.
+grep -v 'aio_offset=0}' "$work/storm-strace.txt" > "$work/storm-strace-res.txt" || true
+read srb swb ssn <<<"$(aio_bytes "$work/storm-strace-res.txt")"
+echo "| sanlock daemon, parallel clients of 8 leases | $(ms $tm) ($(ms $tmin)–$(ms $tmax)) | $srb | $ssn | $on_file |" >> "$out"
+echo "sanlock $tm" >> "$work/storm.txt"
+bt=$(awk '$1 == "batched" {print $2}' "$work/storm.txt")
+ot=$(awk '$1 == "one" {print $2}' "$work/storm.txt")
+{
+echo
+echo "Failover storm ratios: DiskLease batched / sanlock daemon = $(awk "BEGIN {printf \"%.2f\", $bt / $tm}") in time; batched / one at a time = $(awk "BEGIN {printf \"%.2f\", $bt / $ot}")."
+echo
+} >> "$out"
 # Join to first lease, daemon against daemon, at io_timeout 2: a fresh lockspace per side,
 # the daemon already running, timed from add_lockspace to an acquired lease.
 echo "## Join to first acquired lease (daemons, io_timeout 2)" >> "$out"
 echo >> "$out"
-echo "| who | seconds (median, min–max) | what it waits for |" >> "$out"
-echo "| --- | --- | --- |" >> "$out"
-swift build -c release --product diskleased 2>&1 | tail -1
-dbin=$(swift build -c release --show-bin-path)/diskleased
+echo "| who | seconds (median, min–max) | what it waits for | measured on |" >> "$out"
+echo "| --- | --- | --- | --- |" >> "$out"
 join_runs=$(( quick ? 1 : 3 ))
 : > "$work/jd.txt"; : > "$work/js.txt"
 for i in $(seq "$join_runs"); do
     for side in d s; do
         img="$(pwd)/$work/join-$side-$i.img"
-        truncate -s $((3 * 1048576)) "$img"
+        mkimg "$img" $((3 * 1048576))
         "$bin" init lockspace "LS:0:$img:0" --io-timeout 2 >/dev/null
         "$bin" init resource "LS:r1:$img:1048576" >/dev/null
     done
@@ -139,9 +318,72 @@ done
 read jm jmin jmax <<<"$(median < "$work/jd.txt")"
 read sm2 smin2 smax2 <<<"$(median < "$work/js.txt")"
 sec() { awk "BEGIN {printf \"%.1f\", $1 / 1000000}"; }
-echo "| diskleased | $(sec $jm) ($(sec $jmin)–$(sec $jmax)) | join wait: viewMaxAge + ballotMax + 1 = 3·2 + 4·2 + 1 = 15 s from the delta-lease write (which itself waits 2·io_timeout), then a ballot |" >> "$out"
-echo "| sanlock daemon | $(sec $sm2) ($(sec $smin2)–$(sec $smax2)) | delta lease (2·io_timeout), then a ballot |" >> "$out"
+echo "| diskleased | $(sec $jm) ($(sec $jmin)–$(sec $jmax)) | join wait: viewMaxAge + ballotMax + 1 = 3·2 + 4·2 + 1 = 15 s from the delta-lease write (which itself waits 2·io_timeout), then a ballot | $on_file |" >> "$out"
+echo "| sanlock daemon | $(sec $sm2) ($(sec $smin2)–$(sec $smax2)) | delta lease (2·io_timeout), then a ballot | $on_file |" >> "$out"
 echo >> "$out"
 echo "The join wait is the price of live-only reads (DESIGN.md rule 5): at the default io_timeout 10 a new host waits 71 s before its first ballot, where sanlock waits 20 s. Renewals read the whole lockspace area (1 MiB, 8 MiB on 4K/8M) and write one sector every 2·io_timeout on both sides." >> "$out"
 echo >> "$out"
+# Renewal: what one renewal reads and writes, counted from each daemon's io_submit calls over
+# two renewal intervals at io_timeout 2 (join first; everything at offset 0 is our slot or
+# the whole lockspace area).
+renew_trace() {  # side run-dir trace image
+    local side=$1 rd=$2 tr=$3 img=$4 pid
+    mkdir -p "$rd"
+    if [[ $side == s ]]; then
+        SANLOCK_RUN_DIR="$rd" SANLOCK_PRIVILEGED=0 strace -f -e trace=io_submit -o "$tr" sanlock daemon -D -w 0 -U root -G root -o 2 >/dev/null 2>&1 &
+        pid=$!
+        daemons+=("$pid")
+        for _ in $(seq 100); do SANLOCK_RUN_DIR="$rd" sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
+        SANLOCK_RUN_DIR="$rd" sanlock client add_lockspace -s "LS:1:$img:0" -o 2 >/dev/null
+    else
+        strace -f -e trace=io_submit -o "$tr" "$dbin" --config /dev/null --run-dir "$rd" --io-timeout 2 --watchdog-fire-timeout 60 --watchdog-device none >/dev/null 2>&1 &
+        pid=$!
+        daemons+=("$pid")
+        for _ in $(seq 100); do [[ -S "$rd/diskleased.sock" ]] && break; sleep 0.1; done
+        "$bin" client add-lockspace --run-dir "$rd" -s "LS:1:$img:0" >/dev/null
+    fi
+    sleep 9
+    kill -9 $(pgrep -P "$pid") "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+{
+echo "## Renewal: bytes per renewal interval per lockspace (daemons, io_timeout 2, 512/1M)"
+echo
+echo "| who | renewals seen | bytes read / renewal | bytes written / renewal | measured on |"
+echo "| --- | ---: | ---: | ---: | --- |"
+} >> "$out"
+for side in d s; do
+    img="$(pwd)/$work/renew-$side.img"
+    mkimg "$img" 1048576
+    "$bin" init lockspace "LS:0:$img:0" --io-timeout 2 >/dev/null
+    renew_trace "$side" "$(pwd)/$work/renew-$side" "$(pwd)/$work/renew-$side.txt" "$img"
+    area=$(grep -c 'IOCB_CMD_PREAD[^}]*aio_nbytes=1048576, aio_offset=0}' "$work/renew-$side.txt" || true)
+    slotw=$(grep -c 'IOCB_CMD_PWRITE[^}]*aio_nbytes=512, aio_offset=0}' "$work/renew-$side.txt" || true)
+    read rb wb _ <<<"$(aio_bytes "$work/renew-$side.txt")"
+    # Every write to our slot after the join's first is a renewal.
+    n=$(( slotw - 1 ))
+    (( n >= 1 )) || { echo "bench: no renewal seen for $side" >&2; exit 1; }
+    who=$([[ $side == d ]] && echo diskleased || echo "sanlock daemon")
+    echo "| $who | $n | $(( area * 1048576 / n )) (whole area, $area reads) | 512 | $on_file |" >> "$out"
+done
+echo >> "$out"
+
+# Plots (SVG, drawn by `disklease bench plot`).
+for ss in 512 4096; do
+    g=$([[ $ss == 512 ]] && echo "512/1M" || echo "4K/8M")
+    sb=$(awk -v s="$ss" '$1 == s && $2 == "sanlock" {print $3}' "$work/inproc.txt")
+    {
+    awk -v s="$ss" -v g="$g" '$1 == s && $2 != "sanlock" {printf "DiskLease %s %s\t%s\t%s\n", $3, g, $2, $4}' "$work/inproc.txt"
+    for n in $hosts_list; do printf "sanlock %s\t%s\t%s\n" "$g" "$n" "$sb"; done
+    } > "$work/plot-bytes-$ss.tsv"
+done
+cat "$work/plot-bytes-512.tsv" "$work/plot-bytes-4096.tsv" | "$bin" bench plot --title "Bytes read per acquire" \
+    --x-label "live hosts" --y-label "bytes" --log-x --log-y -o "$plots/bytes-per-acquire.svg"
+awk '$2 != "sanlock" {g = ($1 == 512 ? "512/1M" : "4K/8M"); printf "%s %s\t%s\t%s\n", $3, g, $2, $5 / 1000}' "$work/inproc.txt" \
+    | "$bin" bench plot --title "Acquire latency in process (median)" --x-label "live hosts" --y-label "ms" \
+    --log-x --log-y -o "$plots/acquire-latency.svg"
+awk '{g = ($1 == 512 ? "512/1M" : "4K/8M"); w = ($3 == "sanlock" ? "sanlock direct (process)" : "DiskLease " $3); printf "%s %s\t%s\t%s\n", w, g, $2 / 1000, $4 / 1000}' "$work/slow.txt" \
+    | "$bin" bench plot --title "Acquire on slow storage (4 live hosts)" --x-label "delay per io_submit (ms)" \
+    --y-label "acquire (ms)" --log-x --log-y -o "$plots/slow-storage.svg"
+echo "Plots: $plots/bytes-per-acquire.svg, $plots/acquire-latency.svg, $plots/slow-storage.svg." >> "$out"
 cat "$out"

@@ -24,11 +24,19 @@ echo "== benchmarks build"
 swift build --package-path Benchmarks 2>&1 | tail -1
 echo "== side-by-side benchmark runner (quick; exact byte counts checked, timings not)"
 quick=.build/bench/quick.md
-BENCH_OUT=$quick bash Tools/bench.sh --quick >/dev/null
+BENCH_OUT=$quick BENCH_PLOTS=.build/bench/plots bash Tools/bench.sh --quick >/dev/null
 # 3 round trips that read leader + request + own dblock + live hosts' dblocks: 3·(N+2) sectors.
 grep -q '| DiskLease in process, live | 4 | 9216 |' "$quick" || { echo "512/1M live bytes differ from 3·6·512"; exit 1; }
 grep -q '| DiskLease in process, full | 4 | 3145728 |' "$quick" || { echo "512/1M full bytes differ from 3·1 MiB"; exit 1; }
 grep -q '| DiskLease in process, live | 4 | 73728 |' "$quick" || { echo "4K/8M live bytes differ from 3·6·4096"; exit 1; }
 grep -q '| DiskLease in process, full | 4 | 25165824 |' "$quick" || { echo "4K/8M full bytes differ from 3·8 MiB"; exit 1; }
 grep -q '| sanlock direct acquire (process) |' "$quick" || { echo "no sanlock row"; exit 1; }
+# Failover storm of 100 leases, batched: each lease reads 4 sectors (leader, request, ours,
+# the old owner's) in each of 3 round trips and 1 in its release; 6 + 3 shared submits.
+grep -Eq '^\| DiskLease, ballots batched \(live reads\) \| [^|]+ \| 665600 \| 9 \|' "$quick" \
+    || { echo "failover storm bytes or submits differ from 100·13·512 in 9 submits"; exit 1; }
+grep -q '| sanlock daemon, parallel clients of 8 leases |' "$quick" || { echo "no sanlock storm row"; exit 1; }
+for plot in bytes-per-acquire acquire-latency slow-storage; do
+    grep -q '</svg>' ".build/bench/plots/$plot.svg" || { echo "plot $plot missing"; exit 1; }
+done
 echo "benchmark runner ok: byte counts match their formulas"

@@ -13,7 +13,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure acquire+release on a real device (used by Tools/bench.sh).",
-        subcommands: [BenchAcquire.self])
+        subcommands: [BenchAcquire.self, BenchFailover.self, BenchPlot.self])
 }
 
 struct BenchAcquire: ParsableCommand {
