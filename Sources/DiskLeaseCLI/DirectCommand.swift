@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeltaLease
 import DirectIO
+import DiskLeaseClient
 import DiskPaxos
 import LeaseFormat
 import LeaseRunner

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeltaLease
+import DiskLeaseClient
 import DiskPaxos
 import LeaseFormat
 import LeaseRunner

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DirectIO
+import DiskLeaseClient
 import LeaseFormat
 
 struct InitCommand: ParsableCommand {

@@ -1,47 +1,9 @@
 import ArgumentParser
+import DiskLeaseClient
 
-/// Splits sanlock's colon-separated strings, honouring '\:' as a literal colon in a path.
-func splitSpec(_ s: String) -> [String] {
-    var parts: [String] = []
-    var cur = ""
-    var escaped = false
-    for c in s {
-        if escaped {
-            cur.append(c)
-            escaped = false
-        } else if c == "\\" {
-            escaped = true
-        } else if c == ":" {
-            parts.append(cur)
-            cur = ""
-        } else {
-            cur.append(c)
-        }
-    }
-    parts.append(cur)
-    return parts
-}
-
-/// `LOCKSPACE = name:host_id:path:offset`, as sanlock spells it.
-public struct LockspaceSpec: ExpressibleByArgument, Sendable, Equatable {
-    public var name: String
-    public var hostID: Int
-    public var path: String
-    public var offset: UInt64
-
-    public init(name: String, hostID: Int, path: String, offset: UInt64) {
-        self.name = name
-        self.hostID = hostID
-        self.path = path
-        self.offset = offset
-    }
-
-    public init?(argument: String) {
-        let p = splitSpec(argument)
-        guard p.count == 4, !p[0].isEmpty, let h = Int(p[1]), h >= 0, !p[2].isEmpty, let o = UInt64(p[3]) else { return nil }
-        self.init(name: p[0], hostID: h, path: p[2], offset: o)
-    }
-
+/// The CLI spells lockspaces as sanlock does; host_id 0 is allowed where none is used.
+extension LockspaceSpec: ExpressibleByArgument {
+    public init?(argument: String) { self.init(sanlock: argument, minimumHostID: 0) }
     public static var defaultCompletionKind: CompletionKind { .default }
 }
 
@@ -64,7 +26,7 @@ public struct ResourceSpec: ExpressibleByArgument, Sendable, Equatable {
     }
 
     public init?(argument: String) {
-        let p = splitSpec(argument)
+        let p = splitSanlockSpec(argument)
         guard p.count == 4 || p.count == 5, !p[0].isEmpty, !p[1].isEmpty, !p[2].isEmpty, let o = UInt64(p[3]) else { return nil }
         var lver: UInt64? = nil
         var shared = false
@@ -82,7 +44,7 @@ public struct DumpSpec: ExpressibleByArgument, Sendable, Equatable {
     public var size: UInt64?
 
     public init?(argument: String) {
-        let p = splitSpec(argument)
+        let p = splitSanlockSpec(argument)
         guard (1...3).contains(p.count), !p[0].isEmpty else { return nil }
         path = p[0]
         if p.count >= 2 { guard let o = UInt64(p[1]) else { return nil }; offset = o } else { offset = 0 }

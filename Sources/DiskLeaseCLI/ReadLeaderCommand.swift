@@ -1,5 +1,6 @@
 import ArgumentParser
 import DirectIO
+import DiskLeaseClient
 import LeaseFormat
 
 /// `disklease read-leader`: one lockspace slot or one resource leader, verified as sanlock does.

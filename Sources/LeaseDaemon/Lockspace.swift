@@ -7,29 +7,6 @@ import LeaseFormat
 import LeaseRunner
 
 /// Where a lockspace lives and which host id we take in it.
-public struct LockspaceSpec: Sendable, Hashable {
-    public var name: String
-    public var hostID: Int
-    public var path: String
-    public var offset: UInt64
-
-    /// `name:host_id:path:offset`, as sanlock writes it.
-    public init(parsing s: String) throws(WireError) {
-        let parts = s.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 4, !parts[0].isEmpty, let h = Int(parts[1]), h >= 1, !parts[2].isEmpty, let o = UInt64(parts[3]) else {
-            throw WireError(.badRequest, "lockspace \(s): expected name:host_id:path:offset with host_id ≥ 1")
-        }
-        self.init(name: parts[0], hostID: h, path: parts[2], offset: o)
-    }
-
-    public init(name: String, hostID: Int, path: String, offset: UInt64) {
-        self.name = name
-        self.hostID = hostID
-        self.path = path
-        self.offset = offset
-    }
-}
-
 /// Opens a device and reads the geometry an area at `offset` declares, with errors that name
 /// the path and offset.
 func probeArea(path: String, offset: UInt64, faultFile: String?) throws(WireError) -> (FaultGate, Geometry) {
