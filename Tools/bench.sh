@@ -41,7 +41,7 @@ cc=${CC:-$(command -v cc || command -v clang || true)}
 
 median() { sort -n | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.2f %.2f %.2f", m, a[1], a[NR]}'; }
 ms() { awk "BEGIN {printf \"%.2f\", $1 / 1000}"; }
-sum() { awk '{s += $1} END {printf "%d", s}'; }
+sum() { awk '{s += $1} END {printf "%.0f", s}'; }
 # A lease image written out in full: a sparse file would answer reads of holes without I/O.
 mkimg() { rm -f "$1"; dd if=/dev/zero of="$1" bs=1M count=$(( $2 / 1048576 )) oflag=direct status=none; }
 # Bytes and submits of the io_submit calls in an strace log: "read write submits".
@@ -51,6 +51,23 @@ aio_bytes() {
     w=$(grep -o 'IOCB_CMD_PWRITE[^}]*aio_nbytes=[0-9]*' "$1" | sed 's/.*aio_nbytes=//' | sum)
     n=$(grep -c 'io_submit(' "$1" || true)
     echo "$r $w $n"
+}
+# Median, min and max in microseconds of RUNS timed acquires, each followed by an untimed
+# release: timed_acquires RUNS ACQUIRE-COMMAND... -- RELEASE-COMMAND...
+timed_acquires() {
+    local n=$1 f="$work/timed.txt" t0 t1 acq=()
+    shift
+    while [[ $1 != -- ]]; do acq+=("$1"); shift; done
+    shift
+    : > "$f"
+    for _ in $(seq "$n"); do
+        t0=$(date +%s%N)
+        "${acq[@]}" >/dev/null
+        t1=$(date +%s%N)
+        "$@" >/dev/null
+        echo "$(( (t1 - t0) / 1000 ))" >> "$f"
+    done
+    median < "$f"
 }
 field() { echo "$1" | sed -E "s/.*\"$2\":([0-9.]+).*/\1/"; }
 stat3() { echo "$1" | sed -E "s/.*\"$2\":\{\"median\":([0-9.]+),\"min\":([0-9.]+),\"max\":([0-9.]+)\}.*/\1 \2 \3/"; }
@@ -103,26 +120,17 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
     "$bin" direct join -s "LS:2:$img:0" --name dl:bench-direct >/dev/null
     "$bin" direct acquire -s "LS:2:$img:0" -r "LS:r2:$img:$((asz * 2))" --wait >/dev/null   # join wait once
     "$bin" direct release -s "LS:2:$img:0" -r "LS:r2:$img:$((asz * 2))" >/dev/null
-    : > "$work/s.txt"; : > "$work/d.txt"
-    for i in $(seq "$proc_runs"); do
-        t0=$(date +%s%N)
-        sanlock direct acquire -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
-        t1=$(date +%s%N)
-        sanlock direct release -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
-        echo "$(( (t1 - t0) / 1000 ))" >> "$work/s.txt"
-        t0=$(date +%s%N)
-        "$bin" direct acquire -s "LS:2:$img:0" -r "LS:r2:$img:$((asz * 2))" >/dev/null
-        t1=$(date +%s%N)
-        "$bin" direct release -s "LS:2:$img:0" -r "LS:r2:$img:$((asz * 2))" >/dev/null
-        echo "$(( (t1 - t0) / 1000 ))" >> "$work/d.txt"
-    done
+    sres="LS:r1:$img:$asz" dres="LS:r2:$img:$((asz * 2))"
+    read sm smin smax <<<"$(timed_acquires "$proc_runs" sanlock direct acquire -r "$sres" -i 1 -g 1 -- sanlock direct release -r "$sres" -i 1 -g 1)"
+    read dm dmin dmax <<<"$(timed_acquires "$proc_runs" "$bin" direct acquire -s "LS:2:$img:0" -r "$dres" -- "$bin" direct release -s "LS:2:$img:0" -r "$dres")"
     strace -f -e trace=io_submit -o "$work/strace.txt" sanlock direct acquire -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
     sanlock direct release -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
     read sread swrite ssub <<<"$(aio_bytes "$work/strace.txt")"
-    read sm smin smax <<<"$(median < "$work/s.txt")"
-    read dm dmin dmax <<<"$(median < "$work/d.txt")"
+    strace -f -e trace=io_submit -o "$work/strace-d.txt" "$bin" direct acquire -s "LS:2:$img:0" -r "$dres" >/dev/null
+    "$bin" direct release -s "LS:2:$img:0" -r "$dres" >/dev/null
+    read dread dwrite dsub <<<"$(aio_bytes "$work/strace-d.txt")"
     echo "| sanlock direct acquire (process) | – | $sread | $swrite | $ssub | $(ms $sm) ($(ms $smin)–$(ms $smax)) | | $on_file |" >> "$out"
-    echo "| disklease direct acquire (process, full) | – | (lockspace + full) | | | $(ms $dm) ($(ms $dmin)–$(ms $dmax)) | | $on_file |" >> "$out"
+    echo "| disklease direct acquire (process, full) | – | $dread | $dwrite | $dsub | $(ms $dm) ($(ms $dmin)–$(ms $dmax)) | | $on_file |" >> "$out"
     echo "$ss sanlock $sread $sm" >> "$work/inproc.txt"
 
     # The same on a loop device with the area's sector size, opened for direct I/O.
@@ -140,15 +148,8 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
         echo "| DiskLease in process, $mode, loop device | 4 | $(field "$j" acquire_bytes_read) | $(field "$j" acquire_bytes_written) | $(field "$j" acquire_submits) | $(ms $am) ($(ms $amin)–$(ms $amax)) | $(ms $cm) ($(ms $cmin)–$(ms $cmax)) | $on_loop |" >> "$out"
         echo "$ss $mode $am" >> "$work/loop.txt"
     done
-    : > "$work/sl.txt"
-    for i in $(seq "$proc_runs"); do
-        t0=$(date +%s%N)
-        sanlock direct acquire -r "LS:r2:$loop:$((asz * 2))" -i 1 -g 1 >/dev/null
-        t1=$(date +%s%N)
-        sanlock direct release -r "LS:r2:$loop:$((asz * 2))" -i 1 -g 1 >/dev/null
-        echo "$(( (t1 - t0) / 1000 ))" >> "$work/sl.txt"
-    done
-    read lm lmin lmax <<<"$(median < "$work/sl.txt")"
+    lres="LS:r2:$loop:$((asz * 2))"
+    read lm lmin lmax <<<"$(timed_acquires "$proc_runs" sanlock direct acquire -r "$lres" -i 1 -g 1 -- sanlock direct release -r "$lres" -i 1 -g 1)"
     echo "| sanlock direct acquire (process), loop device | – | $sread | $swrite | $ssub | $(ms $lm) ($(ms $lmin)–$(ms $lmax)) | | $on_loop |" >> "$out"
     echo "$ss sanlock $lm" >> "$work/loop.txt"
     losetup -d "$loop"
@@ -172,36 +173,73 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
     pimg="$(pwd)/$work/lease-$ss.img"
     for us in 1000 10000; do
         for mode in live full; do
-            j=$(SLOWIO_US=$us LD_PRELOAD="$(pwd)/$work/slowio.so" "$bin" bench acquire -s "LS:1:$pimg:0" -r "LS:r1:$pimg:$asz" --live-hosts 4 --mode "$mode" --runs "$slow_runs")
+            j=$(env SLOWIO_US="$us" LD_PRELOAD="$(pwd)/$work/slowio.so" "$bin" bench acquire -s "LS:1:$pimg:0" -r "LS:r1:$pimg:$asz" --live-hosts 4 --mode "$mode" --runs "$slow_runs")
             read am amin amax <<<"$(stat3 "$j" acquire_us)"
             echo "| DiskLease in process, $mode | $((us / 1000)) ms | $(field "$j" acquire_submits) | $(ms $am) ($(ms $amin)–$(ms $amax)) | $on_file |" >> "$out"
             echo "$ss $us $mode $am" >> "$work/slow.txt"
         done
-        : > "$work/ss.txt"
-        for i in $(seq "$slow_runs"); do
-            t0=$(date +%s%N)
-            SLOWIO_US=$us LD_PRELOAD="$(pwd)/$work/slowio.so" sanlock direct acquire -r "LS:r2:$pimg:$((asz * 2))" -i 1 -g 1 >/dev/null
-            t1=$(date +%s%N)
-            sanlock direct release -r "LS:r2:$pimg:$((asz * 2))" -i 1 -g 1 >/dev/null
-            echo "$(( (t1 - t0) / 1000 ))" >> "$work/ss.txt"
-        done
-        read sm3 smin3 smax3 <<<"$(median < "$work/ss.txt")"
+        slow=(env SLOWIO_US="$us" LD_PRELOAD="$(pwd)/$work/slowio.so")
+        pres="LS:r2:$pimg:$((asz * 2))"
+        read sm3 smin3 smax3 <<<"$(timed_acquires "$slow_runs" "${slow[@]}" sanlock direct acquire -r "$pres" -i 1 -g 1 -- sanlock direct release -r "$pres" -i 1 -g 1)"
         echo "| sanlock direct acquire (process) | $((us / 1000)) ms | $ssub | $(ms $sm3) ($(ms $smin3)–$(ms $smax3)) | $on_file |" >> "$out"
         echo "$ss $us sanlock $sm3" >> "$work/slow.txt"
         # Like for like with the row above: our daemonless process (lockspace read, full reads).
-        : > "$work/sd.txt"
-        for i in $(seq "$slow_runs"); do
-            t0=$(date +%s%N)
-            SLOWIO_US=$us LD_PRELOAD="$(pwd)/$work/slowio.so" "$bin" direct acquire -s "LS:2:$img:0" -r "LS:r2:$img:$((asz * 2))" >/dev/null
-            t1=$(date +%s%N)
-            "$bin" direct release -s "LS:2:$img:0" -r "LS:r2:$img:$((asz * 2))" >/dev/null
-            echo "$(( (t1 - t0) / 1000 ))" >> "$work/sd.txt"
-        done
-        read dm3 dmin3 dmax3 <<<"$(median < "$work/sd.txt")"
-        echo "| disklease direct acquire (process, full) | $((us / 1000)) ms | 4 | $(ms $dm3) ($(ms $dmin3)–$(ms $dmax3)) | $on_file |" >> "$out"
+        read dm3 dmin3 dmax3 <<<"$(timed_acquires "$slow_runs" "${slow[@]}" "$bin" direct acquire -s "LS:2:$img:0" -r "$dres" -- "$bin" direct release -s "LS:2:$img:0" -r "$dres")"
+        echo "| disklease direct acquire (process, full) | $((us / 1000)) ms | $dsub | $(ms $dm3) ($(ms $dmin3)–$(ms $dmax3)) | $on_file |" >> "$out"
     done
     echo >> "$out"
 done
+
+# The daemon path, like for like: a client process asks the running daemon for a lease and
+# exits (which releases it); diskleased reads live-only, sanlock's daemon the whole area.
+{
+echo "## Acquire through the daemon (a client process per lease, 1 live host, io_timeout 1)"
+echo
+echo "| who | geometry | acquire (ms, client process included) | measured on |"
+echo "| --- | --- | --- | --- |"
+} >> "$out"
+for geo in "512 1M 1048576" "4096 8M 8388608"; do
+    set -- $geo
+    ss=$1 align=$2 asz=$3
+    for side in d s; do
+        img="$(pwd)/$work/daemon-$side-$ss.img"
+        mkimg "$img" $((asz * 2))
+        "$bin" init lockspace "LS:0:$img:0" -Z "$ss" -A "$align" --io-timeout 1 >/dev/null
+        "$bin" init resource "LS:r1:$img:$asz" -Z "$ss" -A "$align" >/dev/null
+        rd="$(pwd)/$work/daemon-$side-$ss"
+        mkdir -p "$rd"
+        if [[ $side == d ]]; then
+            "$dbin" --config /dev/null --run-dir "$rd" --io-timeout 1 --watchdog-fire-timeout 60 --watchdog-device none >"$rd.log" 2>&1 &
+            pid=$!
+            daemons+=("$pid")
+            for _ in $(seq 100); do [[ -S "$rd/diskleased.sock" ]] && break; sleep 0.1; done
+            "$bin" client add-lockspace --run-dir "$rd" -s "LS:1:$img:0" --wait >/dev/null
+            read am amin amax <<<"$(timed_acquires "$proc_runs" "$bin" client acquire --run-dir "$rd" -r "LS:r1:$img:$asz" -- true)"
+            who="diskleased (live reads), \`disklease client acquire\`"
+        else
+            SANLOCK_RUN_DIR="$rd" SANLOCK_PRIVILEGED=0 sanlock daemon -D -w 0 -U root -G root -o 1 >"$rd.log" 2>&1 &
+            pid=$!
+            daemons+=("$pid")
+            for _ in $(seq 100); do SANLOCK_RUN_DIR="$rd" sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
+            SANLOCK_RUN_DIR="$rd" sanlock client add_lockspace -s "LS:1:$img:0" -o 1 >/dev/null
+            read am amin amax <<<"$(timed_acquires "$proc_runs" env SANLOCK_RUN_DIR="$rd" sanlock client command -r "LS:r1:$img:$asz" -c /bin/true -- true)"
+            who="sanlock daemon, \`sanlock client command -c /bin/true\`"
+        fi
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        echo "| $who | $ss/$align | $(ms $am) ($(ms $amin)–$(ms $amax)) | $on_file |" >> "$out"
+        echo "$ss $side $am" >> "$work/daemon.txt"
+    done
+done
+{
+echo
+for ss in 512 4096; do
+    d=$(awk -v s="$ss" '$1 == s && $2 == "d" {print $3}' "$work/daemon.txt")
+    l=$(awk -v s="$ss" '$1 == s && $2 == "s" {print $3}' "$work/daemon.txt")
+    echo "Daemon acquire latency ratio ($ss): diskleased / sanlock daemon = $(awk "BEGIN {printf \"%.2f\", $d / $l}")."
+done
+echo
+} >> "$out"
 
 # Failover storm: host 2 owned $storm leases, rebooted (new generation), and host 1 takes them
 # all over. DiskLease batches every ballot phase of every lease into shared submits; sanlock's
@@ -231,7 +269,7 @@ for batch in batched one; do
     echo "$batch $tm" >> "$work/storm.txt"
 done
 storm_sanlock() {  # run-dir strace-log-or-empty; prints microseconds
-    local rd=$1 trace=$2 spid t0 t1 c args
+    local rd=$1 trace=$2 spid t0 t1 c args clients=()
     mkdir -p "$rd"
     "$bin" bench failover -s "LS:1:$simg:0" --resources "$storm" --setup >/dev/null
     if [[ -n "$trace" ]]; then
@@ -243,6 +281,8 @@ storm_sanlock() {  # run-dir strace-log-or-empty; prints microseconds
     daemons+=("$spid")
     for _ in $(seq 100); do SANLOCK_RUN_DIR="$rd" sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
     SANLOCK_RUN_DIR="$rd" sanlock client add_lockspace -s "LS:1:$simg:0" -o 2 >/dev/null
+    local r0=0
+    [[ -z "$trace" ]] && r0=$(awk '/^read_bytes/ {print $2}' "/proc/$spid/io")
     t0=$(date +%s%N)
     for c in $(seq 0 $(( (storm + 7) / 8 - 1 ))); do
         args=()
@@ -252,9 +292,12 @@ storm_sanlock() {  # run-dir strace-log-or-empty; prints microseconds
             args+=(-r "LS:r$i:$simg:$(( (i + 1) * 1048576 ))")
         done
         SANLOCK_RUN_DIR="$rd" sanlock client command "${args[@]}" -c /bin/true >/dev/null 2>&1 &
+        clients+=($!)
     done
-    wait $(jobs -p | grep -v "^$spid\$") 2>/dev/null || true
+    wait "${clients[@]}" 2>/dev/null || true
     t1=$(date +%s%N)
+    # What the kernel counted for the daemon (the image has no holes, so every read is real).
+    [[ -z "$trace" ]] && echo $(( $(awk '/^read_bytes/ {print $2}' "/proc/$spid/io") - r0 )) > "$work/storm-procio.txt"
     kill -9 $(pgrep -P "$spid") "$spid" 2>/dev/null || true   # under strace, the daemon is its child
     wait "$spid" 2>/dev/null || true
     local taken
@@ -270,7 +313,7 @@ read tm tmin tmax <<<"$(median < "$work/sst.txt")"
 # reads and our own delta lease); the owner checks' reads of host 2's delta lease stay in.
 grep -v 'aio_offset=0}' "$work/storm-strace.txt" > "$work/storm-strace-res.txt" || true
 read srb swb ssn <<<"$(aio_bytes "$work/storm-strace-res.txt")"
-echo "| sanlock daemon, parallel clients of 8 leases | $(ms $tm) ($(ms $tmin)–$(ms $tmax)) | $srb | $ssn | $on_file |" >> "$out"
+echo "| sanlock daemon, parallel clients of 8 leases | $(ms $tm) ($(ms $tmin)–$(ms $tmax)) | $srb (strace); $(cat "$work/storm-procio.txt") (/proc/PID/io) | $ssn | $on_file |" >> "$out"
 echo "sanlock $tm" >> "$work/storm.txt"
 bt=$(awk '$1 == "batched" {print $2}' "$work/storm.txt")
 ot=$(awk '$1 == "one" {print $2}' "$work/storm.txt")

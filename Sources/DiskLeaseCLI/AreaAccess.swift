@@ -11,9 +11,9 @@ enum CLITimeouts {
 struct AreaAccess {
     let device: FileDevice
 
-    init(path: String, readOnly: Bool) throws(CLIFailure) {
+    init(path: String, readOnly: Bool, queueDepth: Int = 512) throws(CLIFailure) {
         do {
-            device = try FileDevice(path: path, readOnly: readOnly)
+            device = try FileDevice(path: path, readOnly: readOnly, queueDepth: queueDepth)
         } catch {
             throw CLIFailure(error)
         }

@@ -29,7 +29,8 @@ struct BenchFailover: ParsableCommand {
             guard resources >= 1, let readMode = ReadMode(rawValue: mode) else {
                 throw CLIFailure("bench failover: --resources ≥ 1, --mode live|full", .usage)
             }
-            let host = try DirectHost(lockspace, options: timing)
+            // Room for every lease's request of a phase in one submit.
+            let host = try DirectHost(lockspace, options: timing, queueDepth: max(512, 2 * resources))
             let g = host.layout.geometry
             let device = host.access.device
             guard host.layout.offset + UInt64((resources + 1) * g.alignSize) <= device.sizeBytes else {

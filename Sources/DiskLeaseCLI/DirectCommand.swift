@@ -53,10 +53,12 @@ struct DirectHost {
     let layout: AreaLayout
     let timeouts: Timeouts
 
-    init(_ spec: LockspaceSpec, options: TimeoutOptions) throws(CLIFailure) {
+    /// `queueDepth` bounds the requests in flight: batched work on many resources wants room
+    /// for all of a phase's requests at once.
+    init(_ spec: LockspaceSpec, options: TimeoutOptions, queueDepth: Int = 512) throws(CLIFailure) {
         guard spec.hostID >= 1 else { throw CLIFailure("host_id must be 1 or more for direct commands", .usage) }
         self.spec = spec
-        access = try AreaAccess(path: spec.path, readOnly: false)
+        access = try AreaAccess(path: spec.path, readOnly: false, queueDepth: queueDepth)
         let start = try access.readAreaStart(spec.offset)
         let g = try access.declaredGeometry(at: spec.offset, start: start)
         guard spec.hostID <= g.maxHosts else {
