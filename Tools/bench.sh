@@ -98,14 +98,14 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
     "$bin" init resource "LS:r2:$img:$((asz * 2))" -Z "$ss" -A "$align" >/dev/null
     echo "## $ss-byte sectors, $align areas" >> "$out"
     echo >> "$out"
-    echo "| who | live hosts | bytes read / acquire | bytes written / acquire | submits / acquire | acquire (ms) | acquire+release (ms) | measured on |" >> "$out"
-    echo "| --- | ---: | ---: | ---: | ---: | --- | --- | --- |" >> "$out"
+    echo "| who | live hosts | bytes read / acquire | bytes written / acquire | submits / acquire | acquire (ms) | acquire+release (ms) | release: bytes read / written / submits | measured on |" >> "$out"
+    echo "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- |" >> "$out"
     for n in $hosts_list; do
         for mode in live full; do
             j=$("$bin" bench acquire -s "LS:1:$img:0" -r "LS:r1:$img:$asz" --live-hosts "$n" --mode "$mode" --runs "$runs")
             read am amin amax <<<"$(stat3 "$j" acquire_us)"
             read cm cmin cmax <<<"$(stat3 "$j" cycle_us)"
-            echo "| DiskLease in process, $mode | $n | $(field "$j" acquire_bytes_read) | $(field "$j" acquire_bytes_written) | $(field "$j" acquire_submits) | $(ms $am) ($(ms $amin)–$(ms $amax)) | $(ms $cm) ($(ms $cmin)–$(ms $cmax)) | $on_file |" >> "$out"
+            echo "| DiskLease in process, $mode | $n | $(field "$j" acquire_bytes_read) | $(field "$j" acquire_bytes_written) | $(field "$j" acquire_submits) | $(ms $am) ($(ms $amin)–$(ms $amax)) | $(ms $cm) ($(ms $cmin)–$(ms $cmax)) | $(field "$j" release_bytes_read) / $(field "$j" release_bytes_written) / $(field "$j" release_submits) | $on_file |" >> "$out"
             echo "$ss $n $mode $(field "$j" acquire_bytes_read) $am" >> "$work/inproc.txt"
         done
     done
@@ -124,13 +124,15 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
     read sm smin smax <<<"$(timed_acquires "$proc_runs" sanlock direct acquire -r "$sres" -i 1 -g 1 -- sanlock direct release -r "$sres" -i 1 -g 1)"
     read dm dmin dmax <<<"$(timed_acquires "$proc_runs" "$bin" direct acquire -s "LS:2:$img:0" -r "$dres" -- "$bin" direct release -s "LS:2:$img:0" -r "$dres")"
     strace -f -e trace=io_submit -o "$work/strace.txt" sanlock direct acquire -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
-    sanlock direct release -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
+    strace -f -e trace=io_submit -o "$work/strace-r.txt" sanlock direct release -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
     read sread swrite ssub <<<"$(aio_bytes "$work/strace.txt")"
+    read srr srw srn <<<"$(aio_bytes "$work/strace-r.txt")"
     strace -f -e trace=io_submit -o "$work/strace-d.txt" "$bin" direct acquire -s "LS:2:$img:0" -r "$dres" >/dev/null
-    "$bin" direct release -s "LS:2:$img:0" -r "$dres" >/dev/null
+    strace -f -e trace=io_submit -o "$work/strace-dr.txt" "$bin" direct release -s "LS:2:$img:0" -r "$dres" >/dev/null
     read dread dwrite dsub <<<"$(aio_bytes "$work/strace-d.txt")"
-    echo "| sanlock direct acquire (process) | – | $sread | $swrite | $ssub | $(ms $sm) ($(ms $smin)–$(ms $smax)) | | $on_file |" >> "$out"
-    echo "| disklease direct acquire (process, full) | – | $dread | $dwrite | $dsub | $(ms $dm) ($(ms $dmin)–$(ms $dmax)) | | $on_file |" >> "$out"
+    read drr drw drn <<<"$(aio_bytes "$work/strace-dr.txt")"
+    echo "| sanlock direct acquire (process) | – | $sread | $swrite | $ssub | $(ms $sm) ($(ms $smin)–$(ms $smax)) | | $srr / $srw / $srn | $on_file |" >> "$out"
+    echo "| disklease direct acquire (process, full) | – | $dread | $dwrite | $dsub | $(ms $dm) ($(ms $dmin)–$(ms $dmax)) | | $drr / $drw / $drn | $on_file |" >> "$out"
     echo "$ss sanlock $sread $sm" >> "$work/inproc.txt"
 
     # The same on a loop device with the area's sector size, opened for direct I/O.
@@ -145,12 +147,12 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
         j=$("$bin" bench acquire -s "LS:1:$loop:0" -r "LS:r1:$loop:$asz" --live-hosts 4 --mode "$mode" --runs "$runs")
         read am amin amax <<<"$(stat3 "$j" acquire_us)"
         read cm cmin cmax <<<"$(stat3 "$j" cycle_us)"
-        echo "| DiskLease in process, $mode, loop device | 4 | $(field "$j" acquire_bytes_read) | $(field "$j" acquire_bytes_written) | $(field "$j" acquire_submits) | $(ms $am) ($(ms $amin)–$(ms $amax)) | $(ms $cm) ($(ms $cmin)–$(ms $cmax)) | $on_loop |" >> "$out"
+        echo "| DiskLease in process, $mode, loop device | 4 | $(field "$j" acquire_bytes_read) | $(field "$j" acquire_bytes_written) | $(field "$j" acquire_submits) | $(ms $am) ($(ms $amin)–$(ms $amax)) | $(ms $cm) ($(ms $cmin)–$(ms $cmax)) | $(field "$j" release_bytes_read) / $(field "$j" release_bytes_written) / $(field "$j" release_submits) | $on_loop |" >> "$out"
         echo "$ss $mode $am" >> "$work/loop.txt"
     done
     lres="LS:r2:$loop:$((asz * 2))"
     read lm lmin lmax <<<"$(timed_acquires "$proc_runs" sanlock direct acquire -r "$lres" -i 1 -g 1 -- sanlock direct release -r "$lres" -i 1 -g 1)"
-    echo "| sanlock direct acquire (process), loop device | – | $sread | $swrite | $ssub | $(ms $lm) ($(ms $lmin)–$(ms $lmax)) | | $on_loop |" >> "$out"
+    echo "| sanlock direct acquire (process), loop device | – | $sread | $swrite | $ssub | $(ms $lm) ($(ms $lmin)–$(ms $lmax)) | | $srr / $srw / $srn | $on_loop |" >> "$out"
     echo "$ss sanlock $lm" >> "$work/loop.txt"
     losetup -d "$loop"
     echo >> "$out"
@@ -322,47 +324,62 @@ echo
 echo "Failover storm ratios: DiskLease batched / sanlock daemon = $(awk "BEGIN {printf \"%.2f\", $bt / $tm}") in time; batched / one at a time = $(awk "BEGIN {printf \"%.2f\", $bt / $ot}")."
 echo
 } >> "$out"
-# Join to first lease, daemon against daemon, at io_timeout 2: a fresh lockspace per side,
-# the daemon already running, timed from add_lockspace to an acquired lease.
-echo "## Join to first acquired lease (daemons, io_timeout 2)" >> "$out"
+# Join to first lease, daemon against daemon: a fresh lockspace per side, the daemon already
+# running, timed from add_lockspace to an acquired lease. Prints microseconds.
+join_once() {  # side io_timeout tag
+    local side=$1 io=$2 tag=$3 img rd pid t0 t1
+    img="$(pwd)/$work/join-$side-$tag.img"
+    rd="$(pwd)/$work/jrun-$side-$tag"
+    mkimg "$img" $((3 * 1048576))
+    "$bin" init lockspace "LS:0:$img:0" --io-timeout "$io" >/dev/null
+    "$bin" init resource "LS:r1:$img:1048576" >/dev/null
+    mkdir -p "$rd"
+    if [[ $side == d ]]; then
+        "$dbin" --config /dev/null --run-dir "$rd" --io-timeout "$io" --watchdog-fire-timeout 60 --watchdog-device none >"$rd.log" 2>&1 &
+        pid=$!
+        for _ in $(seq 50); do [[ -S "$rd/diskleased.sock" ]] && break; sleep 0.1; done
+        t0=$(date +%s%N)
+        "$bin" client add-lockspace --run-dir "$rd" -s "LS:1:$img:0" --wait >/dev/null
+        "$bin" client acquire --run-dir "$rd" -r "LS:r1:$img:1048576" >/dev/null
+        t1=$(date +%s%N)
+        kill -TERM "$pid"; wait "$pid" || true
+    else
+        SANLOCK_RUN_DIR="$rd" SANLOCK_PRIVILEGED=0 sanlock daemon -D -w 0 -U root -G root -o "$io" >"$rd.log" 2>&1 &
+        pid=$!
+        for _ in $(seq 50); do SANLOCK_RUN_DIR="$rd" sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
+        t0=$(date +%s%N)
+        SANLOCK_RUN_DIR="$rd" sanlock client add_lockspace -s "LS:1:$img:0" -o "$io" >/dev/null
+        SANLOCK_RUN_DIR="$rd" sanlock client command -r "LS:r1:$img:1048576" -c /bin/true >/dev/null
+        t1=$(date +%s%N)
+        kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+    fi
+    echo $(( (t1 - t0) / 1000 ))
+}
+echo "## Join to first acquired lease (daemons)" >> "$out"
 echo >> "$out"
-echo "| who | seconds (median, min–max) | what it waits for | measured on |" >> "$out"
-echo "| --- | --- | --- | --- |" >> "$out"
+echo "| who | io_timeout | seconds (median, min–max) | what it waits for | measured on |" >> "$out"
+echo "| --- | ---: | --- | --- | --- |" >> "$out"
 join_runs=$(( quick ? 1 : 3 ))
 : > "$work/jd.txt"; : > "$work/js.txt"
 for i in $(seq "$join_runs"); do
-    for side in d s; do
-        img="$(pwd)/$work/join-$side-$i.img"
-        mkimg "$img" $((3 * 1048576))
-        "$bin" init lockspace "LS:0:$img:0" --io-timeout 2 >/dev/null
-        "$bin" init resource "LS:r1:$img:1048576" >/dev/null
-    done
-    rd="$(pwd)/$work/jrun-$i"; mkdir -p "$rd"
-    "$dbin" --config /dev/null --run-dir "$rd" --io-timeout 2 --watchdog-fire-timeout 60 --watchdog-device none >"$work/jd-$i.log" 2>&1 &
-    dpid=$!
-    for _ in $(seq 50); do [[ -S "$rd/diskleased.sock" ]] && break; sleep 0.1; done
-    t0=$(date +%s%N)
-    "$bin" client add-lockspace --run-dir "$rd" -s "LS:1:$(pwd)/$work/join-d-$i.img:0" --wait >/dev/null
-    "$bin" client acquire --run-dir "$rd" -r "LS:r1:$(pwd)/$work/join-d-$i.img:1048576" >/dev/null
-    t1=$(date +%s%N)
-    echo "$(( (t1 - t0) / 1000 ))" >> "$work/jd.txt"
-    kill -TERM "$dpid"; wait "$dpid" || true
-    sd="$(pwd)/$work/srun-$i"; mkdir -p "$sd"
-    SANLOCK_RUN_DIR="$sd" SANLOCK_PRIVILEGED=0 sanlock daemon -D -w 0 -U root -G root -o 2 >/dev/null 2>&1 &
-    spid=$!
-    for _ in $(seq 50); do SANLOCK_RUN_DIR="$sd" sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
-    t0=$(date +%s%N)
-    SANLOCK_RUN_DIR="$sd" sanlock client add_lockspace -s "LS:1:$(pwd)/$work/join-s-$i.img:0" -o 2 >/dev/null
-    SANLOCK_RUN_DIR="$sd" sanlock client command -r "LS:r1:$(pwd)/$work/join-s-$i.img:1048576" -c /bin/true >/dev/null
-    t1=$(date +%s%N)
-    echo "$(( (t1 - t0) / 1000 ))" >> "$work/js.txt"
-    kill -9 "$spid"; wait "$spid" 2>/dev/null || true
+    join_once d 2 "$i" >> "$work/jd.txt"
+    join_once s 2 "$i" >> "$work/js.txt"
 done
 read jm jmin jmax <<<"$(median < "$work/jd.txt")"
 read sm2 smin2 smax2 <<<"$(median < "$work/js.txt")"
 sec() { awk "BEGIN {printf \"%.1f\", $1 / 1000000}"; }
-echo "| diskleased | $(sec $jm) ($(sec $jmin)–$(sec $jmax)) | join wait: viewMaxAge + ballotMax + 1 = 3·2 + 4·2 + 1 = 15 s from the delta-lease write (which itself waits 2·io_timeout), then a ballot | $on_file |" >> "$out"
-echo "| sanlock daemon | $(sec $sm2) ($(sec $smin2)–$(sec $smax2)) | delta lease (2·io_timeout), then a ballot | $on_file |" >> "$out"
+echo "| diskleased | 2 | $(sec $jm) ($(sec $jmin)–$(sec $jmax)) | join wait: viewMaxAge + ballotMax + 1 = 3·2 + 4·2 + 1 = 15 s from the delta-lease write (which itself waits 2·io_timeout), then a ballot | $on_file |" >> "$out"
+echo "| sanlock daemon | 2 | $(sec $sm2) ($(sec $smin2)–$(sec $smax2)) | delta lease (2·io_timeout), then a ballot | $on_file |" >> "$out"
+if [[ $quick -eq 0 ]]; then
+    # Default timeouts (io_timeout 10, watchdog 60), once per side, both at the same time:
+    # the time is almost all waiting, so they do not disturb each other.
+    join_once d 10 default > "$work/jd10.txt" &
+    jp=$!
+    join_once s 10 default > "$work/js10.txt"
+    wait "$jp"
+    echo "| diskleased | 10 | $(sec "$(cat "$work/jd10.txt")") | join wait 3·10 + 4·10 + 1 = 71 s from the delta-lease write, then a ballot | $on_file |" >> "$out"
+    echo "| sanlock daemon | 10 | $(sec "$(cat "$work/js10.txt")") | delta lease (2·io_timeout), then a ballot | $on_file |" >> "$out"
+fi
 echo >> "$out"
 echo "The join wait is the price of live-only reads (DESIGN.md rule 5): at the default io_timeout 10 a new host waits 71 s before its first ballot, where sanlock waits 20 s. Renewals read the whole lockspace area (1 MiB, 8 MiB on 4K/8M) and write one sector every 2·io_timeout on both sides." >> "$out"
 echo >> "$out"
