@@ -52,6 +52,9 @@ struct DirectHost {
     let access: AreaAccess
     let layout: AreaLayout
     let timeouts: Timeouts
+    /// Our delta-lease sector as read when the lockspace was opened (its io_timeout sets
+    /// `timeouts`; `ownRecord` checks it, so a command reads it once).
+    let slot: [UInt8]
 
     /// `queueDepth` bounds the requests in flight: batched work on many resources wants room
     /// for all of a phase's requests at once.
@@ -65,7 +68,7 @@ struct DirectHost {
             throw CLIFailure(path: spec.path, .hostIDOutOfRange(hostID: UInt64(spec.hostID), maxHosts: g.maxHosts))
         }
         layout = AreaLayout(offset: spec.offset, geometry: g)
-        let slot = try access.read(layout.deltaOffset(hostID: spec.hostID), g.sectorSize)
+        slot = try access.read(layout.deltaOffset(hostID: spec.hostID), g.sectorSize)
         timeouts = options.timeouts(recordIoTimeout: LeaderRecord(decoding: slot).ioTimeout)
     }
 
@@ -79,13 +82,12 @@ struct DirectHost {
         }
     }
 
-    /// Our delta lease, which must be held (joined) by us.
+    /// Our delta lease, which must be held (joined) by us, as read at open.
     func ownRecord() throws(CLIFailure) -> LeaderRecord {
         let at = layout.deltaOffset(hostID: spec.hostID)
-        let sector = try access.read(at, layout.geometry.sectorSize)
         let r: LeaderRecord
         do {
-            r = try LeaderRecord.verifyDelta(sector, deviceOffset: at, space: spec.name)
+            r = try LeaderRecord.verifyDelta(slot, deviceOffset: at, space: spec.name)
         } catch {
             throw CLIFailure(path: spec.path, error)
         }

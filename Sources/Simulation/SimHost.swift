@@ -70,7 +70,6 @@ final class SimHost {
     var sprint = false
     /// Aiming: after a leave, waiting for another host's renewal to cue the rejoin.
     var awaitingRejoinCue = false
-    var leftRecord: LeaderRecord? = nil
     var view: LiveView
     var stale: [Int: [Int: HostIncarnation]] = [:]
     var highestMbal: [Int: UInt64] = [:]

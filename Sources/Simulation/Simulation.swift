@@ -332,9 +332,9 @@ public final class Simulation {
     func cueRejoins(_ renewing: SimHost) {
         guard renewing.grants.isEmpty else { return }  // it will ballot soon
         for j in hosts where j.awaitingRejoinCue && j.up && j.id != renewing.id {
-            guard let left = j.leftRecord else { continue }
+            guard let left = j.record else { continue }
             let gone = HostIncarnation(generation: left.ownerGeneration, timestamp: 0)
-            guard resources.indices.allSatisfy({ renewing.stale[$0]?[j.id] == gone }), chance(0.5) else { continue }
+            guard resources.indices.allSatisfy({ renewing.stale[$0]?[j.id] == gone }), chance(0.5) else { continue }  // half the cues: room for other timings
             if j.pausedUntil <= now && j.lanes[.renewal]!.op == nil { startJoin(j) }
         }
     }
@@ -573,8 +573,7 @@ public final class Simulation {
         case .leave:
             // Gone (or, if the write failed, silent until others call it DEAD); back in a while
             // under the same name, so the rejoin writes at once when the slot reads FREE.
-            host.leftRecord = host.record
-            host.record = nil
+            // `record` stays as the incarnation that left; joinedAt nil says we are out.
             host.view = LiveView(ourHostID: host.id, timeouts: config.timeouts)
             scheduleRejoin(host)
         case .release:
