@@ -12,10 +12,19 @@ for tool in sanlock spin losetup; do
 done
 export PATH
 swift build
-# Full log in .build/test.log; the console keeps failures, suites and the closing line.
-swift test 2>&1 | tee .build/test.log | awk '!/^(◇|↳)/ && !(/^✔ Test / && !/^✔ Test run/)'
+# Full log in .build/test.log; the console keeps failures, suites and the closing line,
+# line by line (a buffered filter loses its tail if the run is cut short).
+set +e
+swift test 2>&1 | tee .build/test.log \
+    | grep --line-buffered -v -E '^(◇|↳)|^✔ Test (".*"|[^ ]+\(.*\)) passed'
 status=${PIPESTATUS[0]}
-[[ $status -eq 0 ]] || { echo "swift test failed ($status)"; exit "$status"; }
+set -e
+if [[ $status -ne 0 ]]; then
+    # Repeat the failures last, where a log's tail shows them.
+    echo "== swift test failed (exit $status); failures:"
+    grep -E '^✘|recorded an issue|error:|Fatal error|signal' .build/test.log | tail -40 || true
+    exit "$status"
+fi
 echo "== deterministic simulator (release build)"
 bash Tools/sim-check.sh
 echo "== spin model of live-only reads"

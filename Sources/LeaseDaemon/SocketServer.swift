@@ -90,7 +90,7 @@ public final class SocketServer: @unchecked Sendable {
         let me = ClientIdentity(id: id, pid: p.pid, uid: p.uid, gid: p.gid)
         guard permitted(uid: p.uid, gid: p.gid) else {
             log.warning("refused connection: uid not permitted", metadata: ["pid": "\(p.pid)", "uid": "\(p.uid)", "gid": "\(p.gid)"])
-            send(fd, .failure(WireError(.permission, "uid \(p.uid) is not allowed to use diskleased")))
+            refuse(fd, WireError(.permission, "uid \(p.uid) is not allowed to use diskleased"))
             return
         }
         defer { daemon.clientClosed(id) }
@@ -136,6 +136,25 @@ public final class SocketServer: @unchecked Sendable {
         case DecodingError.valueNotFound(_, let c): return "null at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
         default: return "\(e)"
         }
+    }
+
+    /// Answers a refused peer's first request with `error`, then closes. The request is read
+    /// first (for at most a second, and none of it is decoded) so that the reply never races
+    /// the client's send: closing with its request unread would break the client's pipe, and
+    /// it would see "Broken pipe" instead of why it was refused.
+    private func refuse(_ fd: Int32, _ error: WireError) {
+        var limit = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        var received = 0
+        while received < Wire.maxMessageBytes {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 || chunk[0..<n].contains(0x0A) { break }
+            received += n
+        }
+        send(fd, .failure(error))
+        shutdown(fd, Int32(SHUT_WR))
     }
 
     @discardableResult

@@ -53,17 +53,25 @@ import Glibc
     /// Peer credentials decide: a uid that is not allowed is refused; an allowed one passes.
     @Test func onlyRootAndAllowedUIDsMayConnect() throws {
         let path = leaseFile()
-        let dir = Scratch.directory("perm")
+        // Under /tmp, not the checkout: the other uids must be able to traverse every parent
+        // of the socket, and a CI checkout's parents need not let them.
+        let dir = URL(fileURLWithPath: "/tmp/disklease-perm-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         chmod(dir.path, 0o755)
+        defer { try? FileManager.default.removeItem(at: dir) }
         let a = try DaemonProcess(hostID: 1, lease: path, dir: dir, extra: ["--allow-uid", "65533"])
         try a.waitJoined()
         chmod(a.runDir, 0o755)
+        // The client binary too: the build folder may be out of their reach as well.
+        let client = dir.appendingPathComponent("disklease").path
+        try FileManager.default.copyItem(atPath: Programs.disklease, toPath: client)
+        chmod(client, 0o755)
         let asNobody = Programs.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
-                                                         Programs.disklease, "client", "status", "--run-dir", a.runDir])
+                                                         client, "client", "status", "--run-dir", a.runDir])
         #expect(asNobody.status == 64, "\(asNobody)")
         #expect(asNobody.stderr.contains("uid 65534 is not allowed"), "\(asNobody)")
         let allowed = Programs.run("/usr/bin/setpriv", ["--reuid=65533", "--regid=65533", "--clear-groups",
-                                                        Programs.disklease, "client", "status", "--run-dir", a.runDir])
+                                                        client, "client", "status", "--run-dir", a.runDir])
         #expect(allowed.status == 0 && allowed.stdout.contains("lockspace LS"), "\(allowed)")
         #expect(a.log.contains("refused connection"))
     }
