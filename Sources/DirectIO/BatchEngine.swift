@@ -94,12 +94,7 @@ struct BatchEngine {
     // MARK: - Steps
 
     private func check(_ r: IORange) throws(BlockIOError) {
-        guard r.length > 0, r.offset % UInt64(alignment) == 0, r.length % alignment == 0 else {
-            throw .misaligned(path: path, offset: r.offset, length: r.length, alignment: alignment)
-        }
-        guard r.end <= sizeBytes else {
-            throw .outOfRange(path: path, offset: r.offset, length: r.length, deviceSize: sizeBytes)
-        }
+        try r.check(path: path, alignment: alignment, deviceSize: sizeBytes)
     }
 
     /// Returns each request's byte offset in the arena, growing the arena if this batch needs

@@ -11,6 +11,17 @@ public struct IORange: Sendable, Hashable, CustomStringConvertible {
 
     public var end: UInt64 { offset + UInt64(length) }
     public var description: String { "[\(offset), +\(length))" }
+
+    /// Throws unless the range is non-empty, whole sectors at a sector boundary, and inside
+    /// the device: what every device checks before anything is submitted.
+    func check(path: String, alignment: Int, deviceSize: UInt64) throws(BlockIOError) {
+        guard length > 0, offset % UInt64(alignment) == 0, length % alignment == 0 else {
+            throw .misaligned(path: path, offset: offset, length: length, alignment: alignment)
+        }
+        guard end <= deviceSize else {
+            throw .outOfRange(path: path, offset: offset, length: length, deviceSize: deviceSize)
+        }
+    }
 }
 
 /// One write in a batch: whole sectors of bytes at an aligned offset.
