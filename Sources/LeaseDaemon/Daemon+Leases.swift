@@ -16,6 +16,7 @@ public struct ClientIdentity: Sendable {
 extension Daemon {
     /// Answers one request. Never throws: every failure is a response.
     public func handle(_ q: Request, from c: ClientIdentity) -> Response {
+        defer { flushState() }
         do {
             var r = try dispatch(q, from: c)
             r.id = q.id
@@ -170,9 +171,7 @@ extension Daemon {
                                   context: ctx, timeouts: ls.timeouts, options: options, seed: UInt64.random(in: 0...UInt64.max))
             var trace = IOTrace()
             cond.unlock()
-            ls.ballotLock.lock()
-            let result = ls.ballotRunner.run(&op, trace: &trace)
-            ls.ballotLock.unlock()
+            let result = ls.exclusively(on: k.name) { ls.ballotRunner.run(&op, trace: &trace) }
             cond.lock()
             ls.verifiedStale[k.name] = op.verifiedStale
             ls.highestMbal[k.name] = max(ls.highestMbal[k.name] ?? 0, op.highestMbal)
@@ -231,9 +230,8 @@ extension Daemon {
     }
 
     func refreshView(_ ls: Lockspace) {
-        ls.ballotLock.lock()
+        // Concurrent refreshes read the same sectors; the coalescing device merges them.
         let r = ls.ballotRunner.run(ViewRefresh(layout: ls.layout))
-        ls.ballotLock.unlock()
         if case .success(let snap) = r {
             cond.lock()
             ls.view.refresh(snap, layout: ls.layout, space: ls.name)
@@ -293,9 +291,7 @@ extension Daemon {
 
     /// Lock not held.
     func diskRelease(_ g: Grant, in ls: Lockspace) -> WireError? {
-        ls.ballotLock.lock()
-        let r = ls.ballotRunner.run(PaxosRelease(grant: g))
-        ls.ballotLock.unlock()
+        let r = ls.exclusively(on: g.resource.name) { ls.ballotRunner.run(PaxosRelease(grant: g)) }
         if case .failure(let e) = r {
             log.error("release failed", metadata: ["resource": "\(g.resource)", "error": "\(e)"])
             return WireError(.io, "\(g.resource): release: \(e)")
@@ -315,11 +311,10 @@ extension Daemon {
             throw WireError(.busy, "\(k) is also held shared by other processes on this host")
         }
         cond.unlock()
-        ls.ballotLock.lock()
-        let result: Result<Grant?, PaxosError>
-        if toShared {
-            result = ls.ballotRunner.run(PaxosRelease(grant: h.grant, toShared: true))
-        } else {
+        let result: Result<Grant?, PaxosError> = ls.exclusively(on: k.name) {
+            if toShared {
+                return ls.ballotRunner.run(PaxosRelease(grant: h.grant, toShared: true))
+            }
             var options = PaxosAcquire.Options(shared: false, noWait: true, convertFromShared: true)
             options.minimumMbal = 0
             cond.lock()
@@ -327,9 +322,8 @@ extension Daemon {
             cond.unlock()
             let op = PaxosAcquire(resource: h.grant.resource, host: h.grant.host, context: ctx, timeouts: ls.timeouts,
                                   options: options, seed: UInt64.random(in: 0...UInt64.max))
-            result = ls.ballotRunner.run(op).map { Optional($0) }
+            return ls.ballotRunner.run(op).map { Optional($0) }
         }
-        ls.ballotLock.unlock()
         cond.lock()
         switch result {
         case .success(let g):
@@ -355,9 +349,7 @@ extension Daemon {
         }
         cond.unlock()
         let res = try paxosResource(k, path: try need(q.path, "path"), offset: try need(q.offset, "offset"), ls: ls)
-        ls.ballotLock.lock()
-        let r = ls.ballotRunner.run(PaxosRequest(resource: res, lver: q.lver, forceMode: 0))
-        ls.ballotLock.unlock()
+        let r = ls.exclusively(on: k.name) { ls.ballotRunner.run(PaxosRequest(resource: res, lver: q.lver, forceMode: 0)) }
         switch r {
         case .success(.free): return
         case .success(.requested(let owner)):

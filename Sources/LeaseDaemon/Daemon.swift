@@ -33,6 +33,11 @@ public final class Daemon: @unchecked Sendable {
     var nextTicket: UInt64 = 1
     var stopping = false
     let stateFile: LeaseStateFile
+    /// Changes to the lease state, and how many of them are in the state file. Guarded by
+    /// the lock; see `saveState`.
+    var stateVersion: UInt64 = 0
+    var savedVersion: UInt64 = 0
+    var stateWriterRunning = false
     /// Leases the previous incarnation held, by lockspace, until that lockspace is joined.
     var previous: [String: [LeaseInfo]] = [:]
     let instance: String
@@ -52,6 +57,12 @@ public final class Daemon: @unchecked Sendable {
     /// Loads the previous incarnation's leases and joins the configured lockspaces.
     public func start() throws(WireError) {
         for l in stateFile.load() { previous[l.lockspace, default: []].append(l) }
+        cond.lock()
+        stateWriterRunning = true
+        cond.unlock()
+        let writer = Thread { [self] in stateWriterLoop() }
+        writer.name = "state"
+        writer.start()
         for (ls, leases) in previous.sorted(by: { $0.key < $1.key }) {
             log.warning("previous incarnation held leases", metadata: [
                 "lockspace": "\(ls)", "leases": "\(leases.map { "\($0.resource)@lver\($0.lver)" })", "policy": "\(config.orphans.rawValue)"])
@@ -68,21 +79,33 @@ public final class Daemon: @unchecked Sendable {
         stopping = true
         let all = holdings.values.flatMap { $0 }
         cond.unlock()
-        var released = Set<ResourceKey>()
-        for h in all where !released.contains(h.key) {
-            released.insert(h.key)
-            cond.lock()
-            let ls = lockspaces[h.key.lockspace]
-            let ok = ls?.state == .joined
-            cond.unlock()
-            if let ls, ok { _ = diskRelease(h.grant, in: ls) }
+        var firsts: [ResourceKey: Holding] = [:]
+        for h in all where firsts[h.key] == nil { firsts[h.key] = h }
+        let released = firsts.values.map { (lockspace: $0.key.lockspace, grant: $0.grant) }
+        // Side by side: their writes share submits through the coalescing ballot device.
+        let workers = min(64, released.count)
+        let group = DispatchGroup()
+        for w in 0..<workers {
+            group.enter()
+            Thread.detachNewThread { [self] in
+                for h in stride(from: w, to: released.count, by: workers).map({ released[$0] }) {
+                    cond.lock()
+                    let ls = lockspaces[h.lockspace]
+                    let ok = ls?.state == .joined
+                    cond.unlock()
+                    if let ls, ok { _ = diskRelease(h.grant, in: ls) }
+                }
+                group.leave()
+            }
         }
+        group.wait()
         cond.lock()
         holdings = [:]
         saveState()
         for ls in lockspaces.values { ls.stopRequested = true }
         cond.broadcast()
         cond.unlock()
+        flushState()
         // Renewal threads leave their lockspaces (timestamp 0) and exit.
         let deadline = Date().addingTimeInterval(Double(config.ioTimeout * 2 + 1))
         while Date() < deadline {
@@ -347,9 +370,37 @@ public final class Daemon: @unchecked Sendable {
     // MARK: - Persisted state
 
     /// Call with the lock held.
+    /// Marks the lease state changed. The state writer saves it outside the lock, one write
+    /// for every change that arrived meanwhile, so a thousand acquires at once do not encode
+    /// a thousand-lease file a thousand times under the lock. Lock held.
     func saveState() {
         metrics.leasesHeld(holdings.values.reduce(0) { $0 + $1.count })
-        stateFile.save(holdings.keys.sorted().flatMap { k in holdings[k]!.prefix(1).map(\.info) })
+        stateVersion += 1
+        cond.broadcast()
+    }
+
+    /// Waits until the state file holds every change made so far; a reply is sent only after
+    /// it, so a daemon killed right after answering still finds the lease on restart.
+    /// Lock not held.
+    func flushState() {
+        cond.lock()
+        let target = stateVersion
+        while stateWriterRunning && savedVersion < target { cond.wait() }
+        cond.unlock()
+    }
+
+    private func stateWriterLoop() {
+        cond.lock()
+        while true {
+            while savedVersion == stateVersion { cond.wait() }
+            let version = stateVersion
+            let leases = holdings.keys.sorted().flatMap { k in holdings[k]!.prefix(1).map(\.info) }
+            cond.unlock()
+            stateFile.save(leases)
+            cond.lock()
+            savedVersion = version
+            cond.broadcast()
+        }
     }
 }
 

@@ -54,9 +54,11 @@ final class Lockspace: @unchecked Sendable {
     let mode: ReadMode
     let hostName: String
     let renewalRunner: Runner
+    /// Ballots, releases, requests and view refreshes. Its device coalesces the I/O of
+    /// concurrent operations, so ballots on many resources share submits.
     let ballotRunner: Runner
-    /// Serialises ballots of this lockspace on `ballotRunner`.
-    let ballotLock = NSLock()
+    private let resourceLocksGuard = NSLock()
+    private var resourceLocks: [String: NSLock] = [:]
 
     // Guarded by the daemon's lock.
     var state = State.joining
@@ -98,11 +100,24 @@ final class Lockspace: @unchecked Sendable {
         mode = ReadMode(rawValue: config.readMode) ?? .live
         self.hostName = hostName
         renewalRunner = Runner(device: renewalDevice, ioTimeout: timeouts.ioTimeout)
-        ballotRunner = Runner(device: ballotDevice, ioTimeout: timeouts.ioTimeout)
+        ballotRunner = Runner(device: CoalescingDevice(ballotDevice), ioTimeout: timeouts.ioTimeout)
         view = LiveView(ourHostID: spec.hostID, timeouts: timeouts)
     }
 
     var name: String { spec.name }
+
+    /// Runs `body` as the only disk operation on resource `name` in this lockspace: a
+    /// release's write is on disk before the next acquire of it reads, while operations on
+    /// different resources run side by side.
+    func exclusively<T>(on name: String, _ body: () -> T) -> T {
+        resourceLocksGuard.lock()
+        let l = resourceLocks[name] ?? NSLock()
+        resourceLocks[name] = l
+        resourceLocksGuard.unlock()
+        l.lock()
+        defer { l.unlock() }
+        return body()
+    }
 
     func info(now: Nanos) -> LockspaceInfo {
         LockspaceInfo(name: spec.name, hostId: spec.hostID, path: spec.path, offset: spec.offset, state: state.rawValue,
