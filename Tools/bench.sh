@@ -52,6 +52,14 @@ aio_bytes() {
     n=$(grep -c 'io_submit(' "$1" || true)
     echo "$r $w $n"
 }
+# The same, leaving out every request at offset 0 (the lockspace area at the image's start)
+# one by one, and counting the submits that still carry a request.
+aio_bytes_resources() {
+    local kept="$1.res"
+    grep 'io_submit(' "$1" | grep -o '{[^}]*}' | grep -v 'aio_offset=0}' > "$kept.iocbs" || true
+    grep 'io_submit(' "$1" | awk '{ line = $0; gsub(/\{[^}]*aio_offset=0\}/, "", line); if (line ~ /aio_offset=/) n++ } END { print n + 0 }' > "$kept.n"
+    echo "$(aio_bytes "$kept.iocbs" | cut -d' ' -f1-2) $(cat "$kept.n")"
+}
 # Median, min and max in microseconds of RUNS timed acquires, each followed by an untimed
 # release: timed_acquires RUNS ACQUIRE-COMMAND... -- RELEASE-COMMAND...
 timed_acquires() {
@@ -270,21 +278,36 @@ for batch in batched one; do
     echo "| $label | $(ms $tm) ($(ms $tmin)–$(ms $tmax)) | $sb | $sn | $on_file |" >> "$out"
     echo "$batch $tm" >> "$work/storm.txt"
 done
-storm_sanlock() {  # run-dir strace-log-or-empty; prints microseconds
-    local rd=$1 trace=$2 spid t0 t1 c args clients=()
+# Both daemons take the leases from parallel client processes of 8 resources each (sanlock's
+# per-client maximum): storm_daemon SIDE(d|s) RUN-DIR STRACE-LOG-OR-EMPTY; prints microseconds.
+storm_daemon() {
+    local side=$1 rd=$2 trace=$3 spid t0 t1 c args clients=() cmd
     mkdir -p "$rd"
     "$bin" bench failover -s "LS:1:$simg:0" --resources "$storm" --setup >/dev/null
-    if [[ -n "$trace" ]]; then
-        SANLOCK_RUN_DIR="$rd" SANLOCK_PRIVILEGED=0 strace -f -e trace=io_submit -o "$trace" sanlock daemon -D -w 0 -U root -G root -o 2 >/dev/null 2>&1 &
+    if [[ $side == d ]]; then
+        cmd=("$dbin" --config /dev/null --run-dir "$rd" --io-timeout 2 --watchdog-fire-timeout 60 --watchdog-device none)
     else
-        SANLOCK_RUN_DIR="$rd" SANLOCK_PRIVILEGED=0 sanlock daemon -D -w 0 -U root -G root -o 2 >/dev/null 2>&1 &
+        cmd=(env SANLOCK_RUN_DIR="$rd" SANLOCK_PRIVILEGED=0 sanlock daemon -D -w 0 -U root -G root -o 2)
+    fi
+    if [[ -n "$trace" ]]; then
+        strace -f -e trace=io_submit -o "$trace" "${cmd[@]}" >"$rd.log" 2>&1 &
+    else
+        "${cmd[@]}" >"$rd.log" 2>&1 &
     fi
     spid=$!
     daemons+=("$spid")
-    for _ in $(seq 100); do SANLOCK_RUN_DIR="$rd" sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
-    SANLOCK_RUN_DIR="$rd" sanlock client add_lockspace -s "LS:1:$simg:0" -o 2 >/dev/null
+    if [[ $side == d ]]; then
+        for _ in $(seq 100); do [[ -S "$rd/diskleased.sock" ]] && break; sleep 0.1; done
+        "$bin" client add-lockspace --run-dir "$rd" -s "LS:1:$simg:0" --wait >/dev/null
+    else
+        for _ in $(seq 100); do SANLOCK_RUN_DIR="$rd" sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
+        SANLOCK_RUN_DIR="$rd" sanlock client add_lockspace -s "LS:1:$simg:0" -o 2 >/dev/null
+    fi
+    # The daemon itself: env execs it; strace forks it (sanlock's own helper is its child).
+    local dpid=$spid
+    [[ -n "$trace" ]] && dpid=$(pgrep -P "$spid" | head -1)
     local r0=0
-    [[ -z "$trace" ]] && r0=$(awk '/^read_bytes/ {print $2}' "/proc/$spid/io")
+    [[ -z "$trace" ]] && r0=$(awk '/^read_bytes/ {print $2}' "/proc/$dpid/io")
     t0=$(date +%s%N)
     for c in $(seq 0 $(( (storm + 7) / 8 - 1 ))); do
         args=()
@@ -293,35 +316,53 @@ storm_sanlock() {  # run-dir strace-log-or-empty; prints microseconds
             (( i < storm )) || break
             args+=(-r "LS:r$i:$simg:$(( (i + 1) * 1048576 ))")
         done
-        SANLOCK_RUN_DIR="$rd" sanlock client command "${args[@]}" -c /bin/true >/dev/null 2>&1 &
+        if [[ $side == d ]]; then
+            "$bin" client command --run-dir "$rd" "${args[@]}" -- /bin/true >/dev/null 2>&1 &
+        else
+            SANLOCK_RUN_DIR="$rd" sanlock client command "${args[@]}" -c /bin/true >/dev/null 2>&1 &
+        fi
         clients+=($!)
     done
     wait "${clients[@]}" 2>/dev/null || true
+    # Releases follow each client's exit; wait until the daemon holds nothing.
+    for _ in $(seq 600); do
+        if [[ $side == d ]]; then
+            "$bin" client status --run-dir "$rd" | grep -q '^lease ' || break
+        else
+            SANLOCK_RUN_DIR="$rd" sanlock client status | grep -q '^r ' || break
+        fi
+        sleep 0.01
+    done
     t1=$(date +%s%N)
     # What the kernel counted for the daemon (the image has no holes, so every read is real).
-    [[ -z "$trace" ]] && echo $(( $(awk '/^read_bytes/ {print $2}' "/proc/$spid/io") - r0 )) > "$work/storm-procio.txt"
-    kill -9 $(pgrep -P "$spid") "$spid" 2>/dev/null || true   # under strace, the daemon is its child
+    [[ -z "$trace" ]] && echo $(( $(awk '/^read_bytes/ {print $2}' "/proc/$dpid/io") - r0 )) > "$work/storm-procio-$side.txt"
+    kill -9 "$dpid" "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
     local taken
     taken=$(sanlock direct dump "$simg:1048576" | awk 'NR > 1 && $5 == "0001" && $7 == 2' | wc -l)
-    [[ $taken -eq $storm ]] || { echo "bench: sanlock took over $taken of $storm leases" >&2; exit 1; }
+    [[ $taken -eq $storm ]] || { echo "bench: $side took over $taken of $storm leases" >&2; exit 1; }
     echo $(( (t1 - t0) / 1000 ))
 }
-: > "$work/sst.txt"
-for i in $(seq "$storm_runs"); do storm_sanlock "$(pwd)/$work/storm-s$i" "" >> "$work/sst.txt"; done
-storm_sanlock "$(pwd)/$work/storm-strace" "$(pwd)/$work/storm-strace.txt" >/dev/null
-read tm tmin tmax <<<"$(median < "$work/sst.txt")"
-# The traced daemon's I/O minus its join and renewals (everything at offset 0: whole-lockspace
-# reads and our own delta lease); the owner checks' reads of host 2's delta lease stay in.
-grep -v 'aio_offset=0}' "$work/storm-strace.txt" > "$work/storm-strace-res.txt" || true
-read srb swb ssn <<<"$(aio_bytes "$work/storm-strace-res.txt")"
-echo "| sanlock daemon, parallel clients of 8 leases | $(ms $tm) ($(ms $tmin)–$(ms $tmax)) | $srb (strace); $(cat "$work/storm-procio.txt") (/proc/PID/io) | $ssn | $on_file |" >> "$out"
-echo "sanlock $tm" >> "$work/storm.txt"
+for side in d s; do
+    : > "$work/sst.txt"
+    for i in $(seq "$storm_runs"); do storm_daemon "$side" "$(pwd)/$work/storm-$side$i" "" >> "$work/sst.txt"; done
+    storm_daemon "$side" "$(pwd)/$work/storm-$side-strace" "$(pwd)/$work/storm-strace-$side.txt" >/dev/null
+    read tm tmin tmax <<<"$(median < "$work/sst.txt")"
+    # The traced daemon's resource I/O: requests at offset 0 (whole-lockspace reads, our own
+    # delta lease) are left out, request by request, since diskleased may share a submit
+    # between them and ballots; the owner checks' reads of host 2's delta lease stay in.
+    read srb swb ssn <<<"$(aio_bytes_resources "$work/storm-strace-$side.txt")"
+    label=$([[ $side == d ]] && echo "diskleased, parallel clients of 8 leases (live reads)" || echo "sanlock daemon, parallel clients of 8 leases")
+    echo "| $label | $(ms $tm) ($(ms $tmin)–$(ms $tmax)) | $srb (strace); $(cat "$work/storm-procio-$side.txt") (/proc/PID/io) | $ssn | $on_file |" >> "$out"
+    echo "$side $tm" >> "$work/storm.txt"
+done
 bt=$(awk '$1 == "batched" {print $2}' "$work/storm.txt")
 ot=$(awk '$1 == "one" {print $2}' "$work/storm.txt")
+dt=$(awk '$1 == "d" {print $2}' "$work/storm.txt")
+tm=$(awk '$1 == "s" {print $2}' "$work/storm.txt")
 {
 echo
-echo "Failover storm ratios: DiskLease batched / sanlock daemon = $(awk "BEGIN {printf \"%.2f\", $bt / $tm}") in time; batched / one at a time = $(awk "BEGIN {printf \"%.2f\", $bt / $ot}")."
+echo "Failover storm ratios: DiskLease batched / sanlock daemon = $(awk "BEGIN {printf \"%.2f\", $bt / $tm}") in time; diskleased / sanlock daemon = $(awk "BEGIN {printf \"%.2f\", $dt / $tm}") (both daemons, same clients); batched / one at a time = $(awk "BEGIN {printf \"%.2f\", $bt / $ot}")."
 echo
 } >> "$out"
 # Join to first lease, daemon against daemon: a fresh lockspace per side, the daemon already

@@ -45,6 +45,7 @@ grep -q '| sanlock direct acquire (process) |' "$quick" || { echo "no sanlock ro
 grep -Eq '^\| DiskLease, ballots batched \(live reads\) \| [^|]+ \| 665600 \| 9 \|' "$quick" \
     || { echo "failover storm bytes or submits differ from 100·13·512 in 9 submits"; exit 1; }
 grep -q '| sanlock daemon, parallel clients of 8 leases |' "$quick" || { echo "no sanlock storm row"; exit 1; }
+grep -q '| diskleased, parallel clients of 8 leases (live reads) |' "$quick" || { echo "no diskleased storm row"; exit 1; }
 for plot in bytes-per-acquire acquire-latency slow-storage; do
     grep -q '</svg>' ".build/bench/plots/$plot.svg" || { echo "plot $plot missing"; exit 1; }
 done

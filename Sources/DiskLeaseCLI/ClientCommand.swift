@@ -169,17 +169,31 @@ struct ClientRemLockspace: ParsableCommand {
 }
 
 struct AcquireOptions: ParsableArguments {
-    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:lver|:SH]") var resource: ResourceSpec
+    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:lver|:SH]; repeat -r for several leases, all or none.")
+    var resources: [ResourceSpec]
     @Flag(help: "Fail at once (exit 75) if the lease is held.") var noWait = false
-    @Option(help: "Give up after this many milliseconds.") var timeoutMs: Int?
+    @Option(help: "Give up after this many milliseconds (for each lease).") var timeoutMs: Int?
     @Flag(help: "Keep the lease as an orphan if the holder exits without releasing.") var persistent = false
 
-    var request: Request {
-        var q = resource.request(.acquire)
-        q.wait = !noWait
-        q.timeoutMs = timeoutMs
-        q.persistent = persistent
-        return q
+    func validate() throws {
+        if resources.isEmpty { throw ValidationError("give at least one -r RESOURCE") }
+    }
+
+    /// Acquires every lease in order on `client`'s connection and prints one line each. If
+    /// one fails, the error is thrown and this process's exit closes the connection, which
+    /// releases those already acquired (unless persistent): all or none, as sanlock's list.
+    func acquireAll(_ client: DiskLeaseClient, _ options: ClientOptions) throws -> [UInt64] {
+        var lvers: [UInt64] = []
+        for resource in resources {
+            var q = resource.request(.acquire)
+            q.wait = !noWait
+            q.timeoutMs = timeoutMs
+            q.persistent = persistent
+            let r = try options.call(client, q)
+            lvers.append(r.lver ?? 0)
+            if !options.json { FileHandleStream.stdout.write("acquired \(resource.lockspace):\(resource.name) lver \(r.lver ?? 0)\n") }
+        }
+        return lvers
     }
 }
 
@@ -192,8 +206,7 @@ struct ClientAcquire: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let r = try options.call(try options.connect(), acquire.request)
-            if !options.json { FileHandleStream.stdout.write("acquired \(acquire.resource.lockspace):\(acquire.resource.name) lver \(r.lver ?? 0)\n") }
+            _ = try acquire.acquireAll(try options.connect(), options)
         }
     }
 }
@@ -202,7 +215,7 @@ struct ClientCommandRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "command",
         abstract: "Acquire, then exec PROGRAM holding the lease; the lease goes when PROGRAM exits.",
-        discussion: "PROGRAM keeps this process's pid and connection, so it is the lease holder the daemon fences. DISKLEASE_LVER holds the fencing token.")
+        discussion: "PROGRAM keeps this process's pid and connection, so it is the lease holder the daemon fences. DISKLEASE_LVER holds the fencing tokens, one per -r, in order.")
     @OptionGroup var acquire: AcquireOptions
     @OptionGroup var options: ClientOptions
     @Argument(parsing: .captureForPassthrough, help: "-- PROGRAM [ARGS...]") var program: [String] = []
@@ -212,9 +225,8 @@ struct ClientCommandRun: ParsableCommand {
             let argv = program.first == "--" ? Array(program.dropFirst()) : program
             guard let exe = argv.first else { throw CLIFailure("client command: no PROGRAM given", .usage) }
             let client = try options.connect()
-            let r = try options.call(client, acquire.request)
-            setenv("DISKLEASE_LVER", String(r.lver ?? 0), 1)
-            if !options.json { FileHandleStream.stdout.write("acquired \(acquire.resource.lockspace):\(acquire.resource.name) lver \(r.lver ?? 0)\n") }
+            let lvers = try acquire.acquireAll(client, options)
+            setenv("DISKLEASE_LVER", lvers.map(String.init).joined(separator: " "), 1)
             var cargs = argv.map { strdup($0) } + [nil]
             execvp(exe, &cargs)
             throw CLIFailure("client command: cannot exec \(exe): \(String(cString: strerror(errno)))", .noInput)

@@ -95,7 +95,7 @@ public final class DiskLeaseClient {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { throw WireError(.io, "\(socketPath): diskleased closed the connection") }
             buffer.append(contentsOf: chunk[0..<n])
-            if buffer.count > Wire.maxMessageBytes { throw WireError(.tooLarge, "response over \(Wire.maxMessageBytes) bytes") }
+            if buffer.count > Wire.maxResponseBytes { throw WireError(.tooLarge, "response over \(Wire.maxResponseBytes) bytes") }
         }
     }
 }

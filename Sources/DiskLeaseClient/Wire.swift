@@ -3,13 +3,15 @@ import Foundation
 /// The daemon's local wire protocol, version 1 (docs/PROTOCOL.md is its reference).
 ///
 /// A client connects to `<run_dir>/diskleased.sock` (a Unix stream socket) and sends requests,
-/// one JSON object per line (UTF-8, at most `Wire.maxMessageBytes` including the newline). Each
+/// one JSON object per line (UTF-8, at most `Wire.maxMessageBytes` including the newline;
+/// responses may be up to `Wire.maxResponseBytes`, as a status of thousands of leases is). Each
 /// request gets exactly one response line, in order. Keys are snake_case. The connection is
 /// the registration: leases acquired on it belong to the connecting process (its pid comes from
 /// the socket's peer credentials) and are released when it closes, unless acquired persistent.
 public enum Wire {
     public static let version = 1
     public static let maxMessageBytes = 65_536
+    public static let maxResponseBytes = 16 << 20
     public static let socketName = "diskleased.sock"
 
     public static func encoder() -> JSONEncoder {

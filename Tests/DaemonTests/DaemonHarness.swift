@@ -102,8 +102,10 @@ func leaseFile() -> String {
 }
 
 /// A field of `disklease read-leader` (sanlock's `key value` lines).
-func leaderField(_ path: String, _ resource: String, _ key: String) -> String? {
-    let out = Programs.run(Programs.disklease, ["read-leader", "-r", "LS:\(resource):\(path):\(resource == "vm1" ? 1048576 : 2097152)"]).stdout
+/// `offset` defaults to where `leaseFile()` puts vm1 and vm2.
+func leaderField(_ path: String, _ resource: String, _ key: String, offset: UInt64? = nil) -> String? {
+    let at = offset ?? (resource == "vm1" ? 1048576 : 2097152)
+    let out = Programs.run(Programs.disklease, ["read-leader", "-r", "LS:\(resource):\(path):\(at)"]).stdout
     for line in out.split(separator: "\n") {
         let kv = line.split(separator: " ", maxSplits: 1)
         if kv.count == 2 && kv[0] == key { return String(kv[1]) }
