@@ -12,8 +12,8 @@ quick=0
 [[ "${1:-}" == "--quick" ]] && quick=1
 bash Tools/install-deps.sh --test
 command -v strace >/dev/null || { echo "installing strace"; apt-get install -y -qq strace >/dev/null; }
-swift build -c release --product disklease 2>&1 | tail -1
-swift build -c release --product diskleased 2>&1 | tail -1
+# Static binaries, as installed on hosts (README, "Installing"); sim-check.sh builds the same.
+swift build -c release --static-swift-stdlib 2>&1 | tail -1
 bin=$(swift build -c release --show-bin-path)/disklease
 dbin=$(swift build -c release --show-bin-path)/diskleased
 work=${BENCH_DIR:-.build/bench}

@@ -8,7 +8,8 @@
 # towards the bounds) is what reaches it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product disklease 2>&1 | tail -1
+# The release build every script shares (bench.sh too): static, as installed on hosts.
+swift build -c release --static-swift-stdlib 2>&1 | tail -1
 bin=$(swift build -c release --show-bin-path)/disklease
 SEEDS=${SIM_SEEDS:-10000}
 
