@@ -336,7 +336,8 @@ storm_daemon() {
     t1=$(date +%s%N)
     # What the kernel counted for the daemon (the image has no holes, so every read is real).
     [[ -z "$trace" ]] && echo $(( $(awk '/^read_bytes/ {print $2}' "/proc/$dpid/io") - r0 )) > "$work/storm-procio-$side.txt"
-    kill -9 "$dpid" "$spid" 2>/dev/null || true
+    # sanlock's helper is the daemon's child; leave none behind.
+    kill -9 $(pgrep -P "$dpid") "$dpid" "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
     local taken
     taken=$(sanlock direct dump "$simg:1048576" | awk 'NR > 1 && $5 == "0001" && $7 == 2' | wc -l)
