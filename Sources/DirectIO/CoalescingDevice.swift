@@ -26,7 +26,6 @@ public final class CoalescingDevice: SectorDevice, @unchecked Sendable {
     // Guarded by `signal`.
     private var queue: [Waiter] = []
     private var submitting = false
-    private var submissions = 0
 
     /// One caller's batch, waiting for (or holding) its result.
     private final class Waiter {
@@ -42,6 +41,7 @@ public final class CoalescingDevice: SectorDevice, @unchecked Sendable {
             self.timeout = timeout
         }
         var isRead: Bool { if case .read = work { true } else { false } }
+        var readRanges: [IORange] { if case .read(let r) = work { r } else { [] } }
         var writeRanges: [IORange] { if case .write(let w) = work { w.map(\.range) } else { [] } }
     }
 
@@ -50,11 +50,7 @@ public final class CoalescingDevice: SectorDevice, @unchecked Sendable {
     }
 
     /// Inner submissions made so far (each one inner `read` or `write` call).
-    public var innerBatches: Int {
-        signal.lock()
-        defer { signal.unlock() }
-        return submissions
-    }
+    public var innerBatches: Int { inner.counters.batches }
 
     /// Callers waiting for a submission to take their batch (tests use it to line callers up).
     var queuedCount: Int {
@@ -91,7 +87,6 @@ public final class CoalescingDevice: SectorDevice, @unchecked Sendable {
             }
             submitting = true
             let group = takeGroup()
-            submissions += 1
             signal.unlock()
             submit(group)
             signal.lock()
@@ -108,16 +103,18 @@ public final class CoalescingDevice: SectorDevice, @unchecked Sendable {
         let reads = queue[0].isRead
         var group: [Waiter] = []
         var rest: [Waiter] = []
-        var taken: [IORange] = []
+        // Sectors already written by the group: a set, since a storm queues a thousand writes.
+        var taken = Set<UInt64>()
+        let unit = UInt64(alignment)
         for w in queue {
             guard w.isRead == reads else { rest.append(w); continue }
             if !reads {
-                let mine = w.writeRanges
-                if mine.contains(where: { m in taken.contains { m.offset < $0.end && $0.offset < m.end } }) {
+                let sectors = w.writeRanges.flatMap { stride(from: $0.offset, to: $0.end, by: Int(unit)) }
+                if sectors.contains(where: taken.contains) {
                     rest.append(w)
                     continue
                 }
-                taken += mine
+                taken.formUnion(sectors)
             }
             group.append(w)
         }
@@ -131,16 +128,9 @@ public final class CoalescingDevice: SectorDevice, @unchecked Sendable {
         var results: [Result<[[UInt8]], BlockIOError>] = []
         switch group[0].work {
         case .read:
-            var all: [IORange] = []
-            for w in group { if case .read(let r) = w.work { all += r } }
+            let groups = group.map(\.readRanges)
             do {
-                let bytes = try inner.read(all, timeout: timeout)
-                var at = 0
-                for w in group {
-                    guard case .read(let r) = w.work else { continue }
-                    results.append(.success(Array(bytes[at..<at + r.count])))
-                    at += r.count
-                }
+                results = try inner.read(groups: groups, timeout: timeout).map { .success($0) }
             } catch {
                 results = group.map { _ in .failure(error) }
             }

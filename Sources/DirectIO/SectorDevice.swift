@@ -93,6 +93,17 @@ extension SectorDevice {
         try read([IORange(offset: offset, length: length)], timeout: timeout)[0]
     }
 
+    /// Reads several callers' ranges as one batch and hands each its own bytes, in its order:
+    /// how batches of many operations share a submit (`CoalescingDevice`, `BatchRunner`).
+    public func read(groups: [[IORange]], timeout: Duration) throws(BlockIOError) -> [[[UInt8]]] {
+        let bytes = try read(groups.flatMap { $0 }, timeout: timeout)
+        var at = 0
+        return groups.map { g in
+            defer { at += g.count }
+            return Array(bytes[at..<at + g.count])
+        }
+    }
+
     /// Writes one range.
     public func write(offset: UInt64, bytes: [UInt8], timeout: Duration) throws(BlockIOError) {
         try write([SectorWrite(offset: offset, bytes: bytes)], timeout: timeout)

@@ -50,25 +50,18 @@ public struct BatchRunner: Sendable {
     }
 
     private func resumeReads<Op: LeaseOperation>(_ indices: [Int], _ ops: inout [Op], _ steps: inout [Step<Op.Output>]) {
-        var all: [IORange] = []
-        var counts: [Int] = []
-        for i in indices {
+        let groups = indices.map { i in
             guard case .perform(.read(let ranges)) = steps[i] else { preconditionFailure("not a read") }
-            all += ranges
-            counts.append(ranges.count)
+            return ranges
         }
-        let result = runner.perform(.read(all))
+        let results: [IOResult]
+        do {
+            results = try runner.device.read(groups: groups, timeout: runner.ioTimeout).map { .read($0) }
+        } catch {
+            results = groups.map { _ in .failed(error) }
+        }
         let now = runner.now()
-        var at = 0
-        for (k, i) in indices.enumerated() {
-            switch result {
-            case .read(let bytes):
-                steps[i] = ops[i].resume(.read(Array(bytes[at..<at + counts[k]])), now: now)
-            default:
-                steps[i] = ops[i].resume(result, now: now)
-            }
-            at += counts[k]
-        }
+        for (k, i) in indices.enumerated() { steps[i] = ops[i].resume(results[k], now: now) }
     }
 
     private func resumeWrites<Op: LeaseOperation>(_ indices: [Int], _ ops: inout [Op], _ steps: inout [Step<Op.Output>]) {
