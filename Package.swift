@@ -39,12 +39,14 @@ let package = Package(
         .target(name: "DeltaLease", dependencies: ["DirectIO", "LeaseFormat"]),
         .target(name: "DiskPaxos", dependencies: ["DeltaLease", "DirectIO", "LeaseFormat"]),
         .target(name: "LeaseRunner", dependencies: ["DeltaLease", "DirectIO"]),
-        .target(name: "Simulation", dependencies: ["DeltaLease", "DiskPaxos", "DirectIO", "LeaseFormat"]),
+        // The host's policy as a pure state machine: diskleased and the simulator both drive it.
+        .target(name: "HostCore", dependencies: ["DeltaLease", "DiskPaxos", "LeaseFormat"]),
+        .target(name: "Simulation", dependencies: ["DeltaLease", "DiskPaxos", "DirectIO", "LeaseFormat", "HostCore"]),
         .target(name: "DiskLeaseClient"),
         .target(
             name: "LeaseDaemon",
             dependencies: [
-                "CDirectIO", "DirectIO", "LeaseFormat", "DeltaLease", "DiskPaxos", "LeaseRunner", "DiskLeaseClient",
+                "CDirectIO", "DirectIO", "LeaseFormat", "DeltaLease", "DiskPaxos", "LeaseRunner", "DiskLeaseClient", "HostCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

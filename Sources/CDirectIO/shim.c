@@ -13,6 +13,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <linux/watchdog.h>
 
 _Static_assert(sizeof(struct iocb) == 64, "libaio iocb layout changed");
 _Static_assert(sizeof(struct io_event) == 32, "libaio io_event layout changed");
@@ -108,4 +111,72 @@ int cdio_peer_cred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
     *uid = c.uid;
     *gid = c.gid;
     return 0;
+}
+
+struct cdio_monitor {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+};
+
+cdio_monitor *cdio_monitor_create(void) {
+    cdio_monitor *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&m->mutex, NULL);
+    pthread_cond_init(&m->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return m;
+}
+
+void cdio_monitor_destroy(cdio_monitor *m) {
+    pthread_cond_destroy(&m->cond);
+    pthread_mutex_destroy(&m->mutex);
+    free(m);
+}
+
+void cdio_monitor_lock(cdio_monitor *m) { pthread_mutex_lock(&m->mutex); }
+void cdio_monitor_unlock(cdio_monitor *m) { pthread_mutex_unlock(&m->mutex); }
+void cdio_monitor_broadcast(cdio_monitor *m) { pthread_cond_broadcast(&m->cond); }
+
+int cdio_monitor_wait(cdio_monitor *m, int64_t deadline_ns) {
+    if (deadline_ns < 0) {
+        pthread_cond_wait(&m->cond, &m->mutex);
+        return 0;
+    }
+    struct timespec ts = { deadline_ns / 1000000000LL, deadline_ns % 1000000000LL };
+    return pthread_cond_timedwait(&m->cond, &m->mutex, &ts) == ETIMEDOUT ? 1 : 0;
+}
+
+static int64_t clock_ns(clockid_t c) {
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t cdio_monotonic_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+int64_t cdio_boottime_ns(void) { return clock_ns(CLOCK_BOOTTIME); }
+
+int cdio_pidfd_open(int32_t pid) {
+    long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int cdio_pidfd_send_signal(int pidfd, int sig) {
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+int cdio_watchdog_set_timeout(int fd, int seconds) {
+    int v = seconds;
+    return ioctl(fd, WDIOC_SETTIMEOUT, &v) < 0 ? -errno : 0;
+}
+
+int cdio_watchdog_get_timeout(int fd, int *seconds) {
+    return ioctl(fd, WDIOC_GETTIMEOUT, seconds) < 0 ? -errno : 0;
+}
+
+int cdio_watchdog_keepalive(int fd) {
+    int dummy = 0;
+    return ioctl(fd, WDIOC_KEEPALIVE, &dummy) < 0 ? -errno : 0;
 }

@@ -1,3 +1,4 @@
+import DirectIO
 import LeaseFormat
 
 /// sanlock's host states (SANLK_HOST_*), decided from timestamp changes seen on our own clock.
@@ -17,30 +18,32 @@ public struct HostObservation: Sendable, Hashable {
     /// The host's own io_timeout from its record (0 = unknown: ours is used).
     public var ioTimeout: Int
     public var name: String
-    /// When we first looked at this slot, and when we last saw (owner, generation, timestamp)
-    /// change, on our monotonic clock.
+    /// When we first looked at this slot, when we last saw (owner, generation, timestamp)
+    /// change, and when we last read it at all, on our monotonic clock.
     public var firstCheck: Nanos
     public var lastLive: Nanos
+    public var lastCheck: Nanos
     /// The record failed its checks at the last read (logged, and a changing timestamp still
     /// counts as life, as sanlock does).
     public var damaged: Bool
 }
 
-/// Our view of every host in one lockspace: which are live, failing or dead.
+/// Our view of the hosts in one lockspace, for lease expiry only: which are live, failing or
+/// dead. It never decides which blocks a ballot reads (that is `Membership`).
 ///
 /// Guarantees: DEAD is declared only after no change has been seen for host_dead_seconds
 /// (8·io_timeout + watchdog, with the *other* host's io_timeout), measured on our monotonic
 /// clock from the last change we observed, so a DEAD host has been reset by its watchdog.
+/// Observations may be sparse (a host we read rarely): a change is dated when we see it,
+/// which can only make DEAD later, never earlier.
 public struct LiveView: Sendable, Hashable {
     public let ourHostID: Int
     public let timeouts: Timeouts
-    /// When the lockspace area was last read into this view.
-    public private(set) var refreshedAt: Nanos?
     public private(set) var hosts: [Int: HostObservation] = [:]
 
-    /// Name prefix of hosts that follow the join-wait rule (DiskLease hosts). sanlock rewrites
-    /// the name on its own join, so a sanlock host can never carry it by accident.
-    public static let joinWaitMarker = "dl:"
+    /// Name prefix of DiskLease hosts. sanlock rewrites the name on its own join, so a sanlock
+    /// host can never carry it by accident; one without it forces full reads (rule 10).
+    public static let nameMarker = "dl:"
 
     public init(ourHostID: Int, timeouts: Timeouts) {
         self.ourHostID = ourHostID
@@ -53,6 +56,7 @@ public struct LiveView: Sendable, Hashable {
             if o.ownerID != r.ownerID || o.generation != r.ownerGeneration || o.timestamp != r.timestamp {
                 o.lastLive = now
             }
+            o.lastCheck = max(o.lastCheck, now)
             o.ownerID = r.ownerID
             o.generation = r.ownerGeneration
             o.timestamp = r.timestamp
@@ -63,95 +67,72 @@ public struct LiveView: Sendable, Hashable {
         } else if r.timestamp != 0 || r.ownerID != 0 {
             hosts[hostID] = HostObservation(
                 ownerID: r.ownerID, generation: r.ownerGeneration, timestamp: r.timestamp, ioTimeout: Int(r.ioTimeout),
-                name: r.resourceName, firstCheck: now, lastLive: now, damaged: damaged)
+                name: r.resourceName, firstCheck: now, lastLive: now, lastCheck: now, damaged: damaged)
         }
     }
 
-    /// Folds in one read of the whole lockspace area (the renewal's, or a refresh). Slots never
-    /// used (owner 0, timestamp 0) and not seen before are skipped without decoding.
-    ///
-    /// The disk was sampled somewhere between issue and completion, so each bound takes the
-    /// safe end: a timestamp change counts as seen at completion (DEAD is never declared
-    /// early), and the view is as old as the issue (its age is never understated by a slow
-    /// read: rule 3 and the join wait count from there).
+    /// Folds in individual slots (a renewal's watched slots): host id → its sector, read
+    /// between `issuedAt` and `completedAt`. A change counts as seen at completion.
+    public mutating func observe(slots: [Int: [UInt8]], layout: AreaLayout, space: String, completedAt now: Nanos) {
+        for (h, bytes) in slots.sorted(by: { $0.key < $1.key }) {
+            let ok = (try? LeaderRecord.verifyDelta(bytes, deviceOffset: layout.deltaOffset(hostID: h), space: space)) != nil
+            observe(hostID: h, record: LeaderRecord(decoding: bytes), damaged: !ok, now: now)
+        }
+    }
+
+    /// Folds in one read of every slot (a join's, or a membership scan's). Slots never used
+    /// (owner 0, timestamp 0) and not seen before are skipped without decoding.
     public mutating func refresh(_ snapshot: AreaSnapshot, layout: AreaLayout, space: String) {
         let bytes = snapshot.bytes
         let now = snapshot.completedAt
         let ss = layout.geometry.sectorSize
+        let slotCount = min(layout.geometry.maxHosts, bytes.count / ss)
+        guard slotCount >= 1 else { return }
         let used: [Int] = bytes.withUnsafeBytes { raw in
-            (1...layout.geometry.maxHosts).filter { h in
+            (1...slotCount).filter { h in
                 let at = (h - 1) * ss
                 let owner = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at + 32, as: UInt64.self))
                 let ts = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at + 152, as: UInt64.self))
                 return owner != 0 || ts != 0
             }
         }
-        for h in Set(used).union(hosts.keys).sorted() {
+        for h in Set(used).union(hosts.keys.filter { $0 <= slotCount }).sorted() {
             let at = (h - 1) * ss
             let record = LeaderRecord(decoding: bytes, at: at)
             let ok = (try? LeaderRecord.verifyDelta(bytes, at: at, deviceOffset: layout.deltaOffset(hostID: h), space: space)) != nil
             observe(hostID: h, record: record, damaged: !ok, now: now)
         }
-        refreshedAt = snapshot.issuedAt
     }
 
-    /// Marks the view fresh without a read (for a view built from individual slots in tests).
-    public mutating func markRefreshed(at now: Nanos) { refreshedAt = now }
+    /// Takes from `other` (a copy of this view that an operation refreshed) every host it read
+    /// more recently than we did.
+    public mutating func merge(_ other: LiveView) {
+        for (h, o) in other.hosts where (hosts[h]?.lastCheck ?? .min) < o.lastCheck { hosts[h] = o }
+    }
 
-    /// sanlock's host_status rules (SANLOCK-FORMAT.md §4.7).
+    /// sanlock's host_status rules (SANLOCK-FORMAT.md §4.7), judged on what our reads showed:
+    /// FAIL and DEAD need a read that found the record unchanged that long after the last
+    /// change we saw. A host we have not read for a while is not thereby failing: a gap in
+    /// our reads is not evidence (sanlock reads every slot every renewal; we read a slot when
+    /// it matters: an owner we wait for, a member scan, a join).
     public func state(of hostID: Int, now: Nanos) -> HostState {
         guard let o = hosts[hostID], o.timestamp != 0 else { return .free }
         if hostID == ourHostID { return .live }
         let io = o.ioTimeout > 0 ? o.ioTimeout : timeouts.ioTimeoutSeconds
-        let elapsed = now - o.lastLive
-        if elapsed <= Clock.seconds(Timeouts.failSeconds(ioTimeout: io)) {
+        let unchangedFor = o.lastCheck - o.lastLive
+        if unchangedFor <= Clock.seconds(Timeouts.failSeconds(ioTimeout: io)) {
             return o.firstCheck == o.lastLive ? .unknown : .live
         }
-        if elapsed <= Clock.seconds(Timeouts.hostDeadSeconds(ioTimeout: io, watchdog: timeouts.watchdogFireSeconds)) {
+        if unchangedFor <= Clock.seconds(Timeouts.hostDeadSeconds(ioTimeout: io, watchdog: timeouts.watchdogFireSeconds)) {
             return .fail
         }
         return .dead
     }
 
-    /// DESIGN.md rule 1: every host whose lease is not FREE and not DEAD (LIVE, UNKNOWN and
-    /// FAIL are all read), plus ourselves. Ascending host ids.
-    public func readSet(now: Nanos) -> [Int] {
-        var ids = hosts.keys.filter { h in
-            let s = state(of: h, now: now)
-            return s != .free && s != .dead
-        }
-        if !ids.contains(ourHostID) { ids.append(ourHostID) }
-        return ids.sorted()
-    }
-
-    /// Hosts the view calls DEAD, with the incarnation (generation, timestamp) that died.
-    public func deadHosts(now: Nanos) -> [Int: HostIncarnation] {
-        var out: [Int: HostIncarnation] = [:]
-        for (h, o) in hosts where state(of: h, now: now) == .dead {
-            out[h] = HostIncarnation(generation: o.generation, timestamp: o.timestamp)
-        }
-        return out
-    }
-
     /// True when any host in the lockspace, in any state, has shown a name without our marker
-    /// (a sanlock host): ballots must then read all num_hosts blocks (rule 6). Sticky on
-    /// purpose: a sanlock host that left may rejoin and run a ballot 2·io_timeout later, sooner
-    /// than our view would notice it.
+    /// (a sanlock host): ballots must then read all num_hosts blocks (rule 10). Sticky.
     public func requiresFullReads() -> Bool {
-        hosts.contains { h, o in h != ourHostID && !o.name.isEmpty && !o.name.hasPrefix(Self.joinWaitMarker) }
-    }
-
-    /// How old the view is at `now` (nil: never refreshed).
-    public func age(now: Nanos) -> Nanos? { refreshedAt.map { now - $0 } }
-}
-
-/// One life of a host id: a rejoin changes the generation, a renewal the timestamp.
-public struct HostIncarnation: Sendable, Hashable {
-    public var generation: UInt64
-    public var timestamp: UInt64
-    public init(generation: UInt64, timestamp: UInt64) {
-        self.generation = generation
-        self.timestamp = timestamp
+        hosts.contains { h, o in h != ourHostID && !o.name.isEmpty && !o.name.hasPrefix(Self.nameMarker) }
     }
 }
 

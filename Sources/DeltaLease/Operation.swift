@@ -29,7 +29,7 @@ public enum Step<Output> {
 /// A protocol operation as a pure state machine (etcd raft's "no I/O" core): given the result
 /// of its last action and the current monotonic time, it says what to do next. The same input
 /// always gives the same output, so a seeded simulator can replay any run.
-public protocol LeaseOperation {
+public protocol LeaseOperation: Sendable {
     associatedtype Output
     /// The first step.
     mutating func start(now: Nanos) -> Step<Output>

@@ -1,5 +1,6 @@
 /// Every protocol duration, derived from io_timeout (N) and the watchdog fire timeout (W),
-/// as sanlock derives them, plus the two bounds live-only reads add.
+/// as sanlock derives them. They govern lease expiry and fencing only: which blocks a ballot
+/// reads never depends on them (docs/AGREEMENT.md).
 ///
 /// Timeline of a host that stops renewing after its last successful renewal at T (N=10, W=60):
 ///
@@ -7,35 +8,18 @@
 ///     T+20  (2N) next renewal due; one is attempted every 2N
 ///     T+60  (6N) renewal warning
 ///     T+80  (8N) renewal failed: kill lease holders, stop using the lockspace; the watchdog,
-///                armed to expire at T+8N, is no longer fed
+///                fed only while renewals are in time, is no longer fed
 ///     T+140 (8N+W) the watchdog has reset the host. Other hosts, which saw the timestamp
 ///                change at T' ≥ T, call it DEAD after T'+8N+W ≥ T+140, and may take over.
-///
-/// Live-only ballots add: a live view no older than `viewMaxAge` at ballot start, ballots no
-/// longer than `ballotMaxDuration`, and a join wait strictly longer than their sum, so that any
-/// ballot that could miss a new host's dblock has ended before that host runs its first ballot
-/// (DESIGN.md rules 3–5).
 public struct Timeouts: Sendable, Hashable, CustomStringConvertible {
     public let ioTimeoutSeconds: Int
     public let watchdogFireSeconds: Int
-    public let viewMaxAgeSeconds: Int
-    public let ballotMaxDurationSeconds: Int
 
-    public init(ioTimeoutSeconds: Int = 10, watchdogFireSeconds: Int = 60,
-                viewMaxAgeSeconds: Int? = nil, ballotMaxDurationSeconds: Int? = nil) {
+    public init(ioTimeoutSeconds: Int = 10, watchdogFireSeconds: Int = 60) {
         precondition(ioTimeoutSeconds >= 1 && ioTimeoutSeconds <= 255, "io_timeout is one byte on disk")
         precondition(watchdogFireSeconds >= 1)
         self.ioTimeoutSeconds = ioTimeoutSeconds
         self.watchdogFireSeconds = watchdogFireSeconds
-        self.viewMaxAgeSeconds = viewMaxAgeSeconds ?? min(3 * ioTimeoutSeconds, watchdogFireSeconds - 1)
-        self.ballotMaxDurationSeconds = ballotMaxDurationSeconds ?? 4 * ioTimeoutSeconds
-        // A renewal refreshes the view every 2N and its read may take up to N.
-        precondition(self.viewMaxAgeSeconds >= 1)
-        // A host DEAD in a view taken up to viewMaxAge ago must still be dead now: its last
-        // change was then more than 8N + W - viewMaxAge ago, past its own 8N fail deadline,
-        // only if viewMaxAge < W.
-        precondition(self.viewMaxAgeSeconds < watchdogFireSeconds, "viewMaxAge must be below the watchdog timeout")
-        precondition(self.ballotMaxDurationSeconds >= 1)
         precondition(renewalSeconds < renewalFailSeconds && renewalFailSeconds < hostDeadSeconds)
     }
 
@@ -45,10 +29,9 @@ public struct Timeouts: Sendable, Hashable, CustomStringConvertible {
     public var hostDeadSeconds: Int { Self.hostDeadSeconds(ioTimeout: ioTimeoutSeconds, watchdog: watchdogFireSeconds) }
     /// Wait after the delta write before the verifying read.
     public var deltaShortDelaySeconds: Int { 2 * ioTimeoutSeconds }
-
-    /// The wait before a newly joined host may run a ballot: strictly more than
-    /// viewMaxAge + ballotMaxDuration; whole-second clocks need the extra second (rule 5).
-    public var joinWaitSeconds: Int { viewMaxAgeSeconds + ballotMaxDurationSeconds + 1 }
+    /// How long a release-request bit stays set in our bitmap (sanlock's set_bitmap_seconds is
+    /// 6N; ours is 8N so a host that reads members every third renewal, 6N apart, sees it).
+    public var setBitmapSeconds: Int { 8 * ioTimeoutSeconds }
 
     /// host_dead_seconds for a host whose record says `ioTimeout` (sanlock uses the *other*
     /// host's io_timeout).
@@ -58,7 +41,7 @@ public struct Timeouts: Sendable, Hashable, CustomStringConvertible {
     public var ioTimeout: Duration { .seconds(ioTimeoutSeconds) }
 
     public var description: String {
-        "io_timeout \(ioTimeoutSeconds)s, renewal \(renewalSeconds)s, fail \(renewalFailSeconds)s, host_dead \(hostDeadSeconds)s, view_max_age \(viewMaxAgeSeconds)s, ballot_max \(ballotMaxDurationSeconds)s, join_wait \(joinWaitSeconds)s"
+        "io_timeout \(ioTimeoutSeconds)s, renewal \(renewalSeconds)s, fail \(renewalFailSeconds)s, host_dead \(hostDeadSeconds)s"
     }
 }
 

@@ -24,10 +24,12 @@ struct BatchEngine {
     private var parked: [ParkedArena] = []
     private var nextBatch: UInt64 = 1
 
-    /// An arena the kernel may still write into, and the tags of its unreaped requests.
+    /// An arena the kernel may still write into, and the tags of its unreaped requests, with
+    /// the ranges of the writes among them (still able to land on disk).
     private struct ParkedArena {
         var buffer: AlignedBuffer
         var outstanding: Set<UInt64>
+        var writes: [UInt64: IORange]
     }
 
     init(kernel: any AIOKernel, path: String, sizeBytes: UInt64, alignment: Int, memoryAlignment: Int) {
@@ -41,6 +43,14 @@ struct BatchEngine {
     }
 
     var parkedRequestCount: Int { parked.reduce(0) { $0 + $1.outstanding.count } }
+
+    /// The offset of a parked (timed-out, unreaped) write overlapping `r`, if any.
+    func parkedWriteOverlapping(_ r: IORange) -> UInt64? {
+        for p in parked {
+            for w in p.writes.values where w.offset < r.end && r.offset < w.end { return max(w.offset, r.offset) }
+        }
+        return nil
+    }
     var parkedBufferCount: Int { parked.count }
 
     // MARK: - Public operations
@@ -66,6 +76,12 @@ struct BatchEngine {
             let first = writes.map(\.offset).sorted().first ?? 0
             throw .overlappingWrites(path: path, offset: first)
         }
+        // One sector's writes must land in the order we issue them (mbal and lver never go
+        // back on disk): a timed-out write there must be reaped before another is issued.
+        reapParkedNow()
+        for w in writes {
+            if let hit = parkedWriteOverlapping(w.range) { throw .writePending(path: path, offset: hit) }
+        }
         let layout = try prepareArena(for: plan.requests)
         let base = arena!.base
         for (i, w) in writes.enumerated() {
@@ -82,11 +98,15 @@ struct BatchEngine {
         let deadline = ContinuousClock.now + timeout
         while !parked.isEmpty {
             let remaining = Self.nanoseconds(deadline - ContinuousClock.now)
-            guard case let .success(events) = kernel.getEvents(
-                minimum: 1, maximum: kernel.capacity, timeoutNanoseconds: max(0, remaining))
-            else { continue }
-            if events.isEmpty { break }
-            for e in events { retireParked(e.tag) }
+            switch kernel.getEvents(minimum: 1, maximum: kernel.capacity, timeoutNanoseconds: max(0, remaining)) {
+            case .success(let events):
+                if events.isEmpty { return parkedRequestCount }
+                for e in events { retireParked(e.tag) }
+            case .failure(let e):
+                Self.trapIfBug(e.code, call: "io_getevents")
+                // EINTR: go round again, but never past the deadline.
+                if e.code != EINTR || remaining <= 0 { return parkedRequestCount }
+            }
         }
         return parkedRequestCount
     }
@@ -151,6 +171,7 @@ struct BatchEngine {
                         pending.removeLast(taken)
                         continue  // submit the rest before waiting
                     } else if taken < 0 && taken != -Int(EAGAIN) && taken != -Int(EINTR) {
+                        Self.trapIfBug(Int32(-taken), call: "io_submit")
                         failure = .kernelFailed(path: path, call: "io_submit", errno: Int32(-taken))
                         break loop
                     }
@@ -171,6 +192,7 @@ struct BatchEngine {
             case .success(let e): events = e
             case .failure(let e) where e.code == EINTR: continue
             case .failure(let e):
+                Self.trapIfBug(e.code, call: "io_getevents")
                 failure = .kernelFailed(path: path, call: "io_getevents", errno: e.code)
                 break loop
             }
@@ -202,7 +224,9 @@ struct BatchEngine {
         }
         if !inFlight.isEmpty {
             // The kernel may still DMA into this arena: it must outlive those requests.
-            parked.append(ParkedArena(buffer: buffer, outstanding: inFlight))
+            var parkedWrites: [UInt64: IORange] = [:]
+            if isWrite { for t in inFlight { parkedWrites[t] = requests[Int(t & 0xFF_FFFF)] } }
+            parked.append(ParkedArena(buffer: buffer, outstanding: inFlight, writes: parkedWrites))
             arena = nil
         }
         if let failure { throw failure }
@@ -217,12 +241,19 @@ struct BatchEngine {
 
     private mutating func retireParked(_ tag: UInt64) {
         for i in parked.indices where parked[i].outstanding.remove(tag) != nil {
+            parked[i].writes[tag] = nil
             if parked[i].outstanding.isEmpty { parked.remove(at: i) }
             return
         }
     }
 
     static func nanoseconds(_ d: Duration) -> Int64 { d.wholeNanoseconds }
+
+    /// Errnos that mean our own bug, not a bad disk (swift-nio's rule): a bad fd or context,
+    /// a bad pointer, or EINVAL after our alignment checks passed. Continuing would hide it.
+    static func trapIfBug(_ code: Int32, call: String) {
+        precondition(code != EBADF && code != EFAULT && code != EINVAL, "\(call) failed with errno \(code): a bug, not an I/O error")
+    }
 }
 
 extension Duration {

@@ -25,6 +25,9 @@ public enum BlockIOError: Error, Equatable, Sendable, CustomStringConvertible {
     case kernelFailed(path: String, call: String, errno: Int32)
     /// Too many timed-out requests are still parked; the device is not answering.
     case degraded(path: String, parkedRequests: Int)
+    /// A write to a sector whose earlier write timed out and may still land: issuing another
+    /// could let the two land in either order, so it is refused until the first is reaped.
+    case writePending(path: String, offset: UInt64)
     /// An aligned buffer could not be allocated.
     case outOfMemory(bytes: Int)
 
@@ -51,6 +54,8 @@ public enum BlockIOError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(path): \(call) failed: \(Self.errnoText(errno))"
         case let .degraded(path, parked):
             return "\(path): device not answering: \(parked) timed-out request(s) still unreaped"
+        case let .writePending(path, offset):
+            return "\(path): offset \(offset): an earlier write there timed out and may still land; not writing over it yet"
         case let .outOfMemory(bytes):
             return "cannot allocate an aligned buffer of \(bytes) bytes"
         }
@@ -62,7 +67,7 @@ public enum BlockIOError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .openFailed(p, _), let .unsupportedFileType(p), let .misaligned(p, _, _, _),
             let .outOfRange(p, _, _, _), let .overlappingWrites(p, _), let .timeout(p, _, _, _),
             let .ioError(p, _, _, _), let .shortTransfer(p, _, _, _), let .kernelFailed(p, _, _),
-            let .degraded(p, _):
+            let .degraded(p, _), let .writePending(p, _):
             return p
         case .outOfMemory:
             return nil

@@ -45,6 +45,7 @@ struct BenchAcquire: ParsableCommand {
             var view = LiveView(ourHostID: 1, timeouts: host.timeouts)
             let ss = host.layout.geometry.sectorSize
             let now = MonotonicClock.now()
+            var lastArea: [UInt8] = []
             for round in 0..<2 {
                 var area = [UInt8](repeating: 0, count: host.layout.geometry.alignSize)
                 for h in 1...liveHosts {
@@ -52,7 +53,7 @@ struct BenchAcquire: ParsableCommand {
                     r.ownerID = UInt64(h)
                     r.ownerGeneration = 1
                     r.timestamp = Clock.diskTimestamp(now) + UInt64(round)
-                    r.resourceName = "\(LiveView.joinWaitMarker)bench-\(h)"
+                    r.resourceName = "\(LiveView.nameMarker)bench-\(h)"
                     let sector = r.sector(size: ss)
                     area.replaceSubrange((h - 1) * ss..<h * ss, with: sector)
                 }
@@ -65,18 +66,26 @@ struct BenchAcquire: ParsableCommand {
                 }
                 view.refresh(AreaSnapshot(bytes: area, issuedAt: now + Nanos(round), completedAt: now + Nanos(round)),
                              layout: host.layout, space: lockspace.name)
+                lastArea = area
             }
+            // The membership as a daemon would have it: the epoch on disk, then these slots.
+            let epoch: [UInt8]
+            do throws(BlockIOError) {
+                epoch = try device.read(offset: host.layout.epochOffset, length: ss, timeout: .seconds(10))
+            } catch {
+                throw CLIFailure(error)
+            }
+            let membership = Membership(epoch: EpochStamp(sector: epoch), slotBytes: lastArea, layout: host.layout, space: lockspace.name)
             var acquireLatency: [Double] = [], releaseLatency: [Double] = []
             var acq = IOCounters(), rel = IOCounters()
             var lvers: [UInt64] = []
             var mbal: UInt64 = 0
             for _ in 0..<runs {
-                view.markRefreshed(at: MonotonicClock.now())
-                let ctx = BallotContext(view: view, joinedAt: 0, mode: readMode)
+                let ctx = BallotContext(lockspace: host.layout, membership: membership, view: view, mode: readMode)
                 var o = PaxosAcquire.Options()
                 o.minimumMbal = mbal
                 var op = PaxosAcquire(resource: res, host: PaxosHost(hostID: 1, generation: 1), context: ctx,
-                                      timeouts: host.timeouts, options: o, seed: UInt64(lvers.count))
+                                      options: o, seed: UInt64(lvers.count))
                 var trace = IOTrace()
                 let c0 = device.counters
                 let t0 = MonotonicClock.now()

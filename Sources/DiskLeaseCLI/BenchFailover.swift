@@ -54,7 +54,7 @@ struct BenchFailover: ParsableCommand {
         owner.ownerID = 2
         owner.ownerGeneration = 2
         owner.timestamp = now
-        owner.resourceName = "\(LiveView.joinWaitMarker)bench-rebooted-owner"
+        owner.resourceName = "\(LiveView.nameMarker)bench-rebooted-owner"
         let free = LeaderRecord.delta(space: lockspace.name, geometry: g, ioTimeout: UInt16(host.timeouts.ioTimeoutSeconds))
         var writes = [SectorWrite(offset: host.layout.deltaOffset(hostID: 1), bytes: free.sector(size: ss)),
                       SectorWrite(offset: host.layout.deltaOffset(hostID: 2), bytes: owner.sector(size: ss))]
@@ -92,20 +92,22 @@ struct BenchFailover: ParsableCommand {
         me.ownerID = 1
         me.ownerGeneration = 1
         me.timestamp = Clock.diskTimestamp(MonotonicClock.now())
-        me.resourceName = "\(LiveView.joinWaitMarker)bench-survivor"
-        let area: [UInt8]
+        me.resourceName = "\(LiveView.nameMarker)bench-survivor"
+        let area: [UInt8], epoch: [UInt8]
         do throws(BlockIOError) {
             try device(host).write(offset: host.layout.deltaOffset(hostID: 1), bytes: me.sector(size: ss), timeout: .seconds(10))
-            area = try device(host).read(offset: host.layout.offset, length: g.alignSize, timeout: .seconds(10))
+            epoch = try device(host).read(offset: host.layout.epochOffset, length: ss, timeout: .seconds(10))
+            area = try device(host).read(offset: host.layout.offset, length: host.layout.slotsLength, timeout: .seconds(10))
         } catch {
             throw CLIFailure(error)
         }
         var view = LiveView(ourHostID: 1, timeouts: host.timeouts)
         let t = MonotonicClock.now()
         view.refresh(AreaSnapshot(bytes: area, issuedAt: t, completedAt: t), layout: host.layout, space: lockspace.name)
-        let ctx = BallotContext(view: view, joinedAt: 0, mode: readMode)
+        let membership = Membership(epoch: EpochStamp(sector: epoch), slotBytes: area, layout: host.layout, space: lockspace.name)
+        let ctx = BallotContext(lockspace: host.layout, membership: membership, view: view, mode: readMode)
         var acquires = res.enumerated().map { i, r in
-            PaxosAcquire(resource: r, host: PaxosHost(hostID: 1, generation: 1), context: ctx, timeouts: host.timeouts,
+            PaxosAcquire(resource: r, host: PaxosHost(hostID: 1, generation: 1), context: ctx,
                          options: PaxosAcquire.Options(), seed: UInt64(i))
         }
         let runner = host.runner

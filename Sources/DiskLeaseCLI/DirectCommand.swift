@@ -17,24 +17,28 @@ struct DirectCommand: ParsableCommand {
         commandName: "direct",
         abstract: "Join, renew, leave, acquire and release directly on the device (no daemon).",
         discussion: """
-            A direct acquire reads the lockspace once for its live view and uses full reads
-            (all num_hosts dblocks): a process without a daemon cannot prove the join-wait rule
-            to other hosts' live-only ballots, so it never relies on it for its own reads. It
-            still waits out the join wait itself, counted conservatively from its delta lease
-            timestamp.
+            A direct acquire first renews our delta lease (refusing if it has lapsed: others
+            may already treat us as dead; join again), then reads the lockspace's membership
+            (the epoch, then the slots) and ballots reading only the blocks of present hosts,
+            as the daemon does (docs/AGREEMENT.md). --mode full reads every block.
             """,
         subcommands: [DirectJoin.self, DirectRenew.self, DirectLeave.self, DirectAcquire.self, DirectRelease.self, DirectStress.self])
 }
 
+extension ReadMode: ExpressibleByArgument {}
+
 struct TimeoutOptions: ParsableArguments {
     @Option(help: "io_timeout in seconds (default: the one in our delta lease, else 10).") var ioTimeout: Int?
     @Option(help: "Watchdog fire timeout in seconds.") var watchdog = 60
-    @Option(help: "viewMaxAge in seconds (default 3·io_timeout).") var viewMaxAge: Int?
-    @Option(help: "ballotMaxDuration in seconds (default 4·io_timeout).") var ballotMax: Int?
+
+    func validate() throws {
+        if let io = ioTimeout, !(1...255).contains(io) { throw ValidationError("--io-timeout is 1...255") }
+        guard (1...3600).contains(watchdog) else { throw ValidationError("--watchdog is 1...3600") }
+    }
 
     func timeouts(recordIoTimeout: UInt16?) -> Timeouts {
-        let io = ioTimeout ?? (recordIoTimeout.map(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? 10)
-        return Timeouts(ioTimeoutSeconds: io, watchdogFireSeconds: watchdog, viewMaxAgeSeconds: viewMaxAge, ballotMaxDurationSeconds: ballotMax)
+        let recorded = recordIoTimeout.map(Int.init).flatMap { (1...255).contains($0) ? $0 : nil }
+        return Timeouts(ioTimeoutSeconds: ioTimeout ?? recorded ?? 10, watchdogFireSeconds: watchdog)
     }
 }
 
@@ -97,20 +101,6 @@ struct DirectHost {
         return r
     }
 
-    /// A live view from one read of the lockspace, fresh now.
-    func view() throws(CLIFailure) -> LiveView {
-        var v = LiveView(ourHostID: spec.hostID, timeouts: timeouts)
-        try refresh(&v)
-        return v
-    }
-
-    /// Folds one more read of the lockspace into `view` (states come from changes over time).
-    func refresh(_ view: inout LiveView) throws(CLIFailure) {
-        let issued = MonotonicClock.now()
-        let area = try access.read(layout.offset, layout.geometry.alignSize)
-        view.refresh(AreaSnapshot(bytes: area, issuedAt: issued, completedAt: MonotonicClock.now()), layout: layout, space: spec.name)
-    }
-
     /// The resource, checked against the lockspace and the device.
     func resource(_ r: ResourceSpec) throws(CLIFailure) -> PaxosResource {
         guard r.path == spec.path, r.lockspace == spec.name else {
@@ -121,11 +111,6 @@ struct DirectHost {
         return PaxosResource(space: r.lockspace, name: r.name, layout: AreaLayout(offset: r.offset, geometry: g))
     }
 
-    /// The earliest our delta write can have been on disk: its timestamp, rounded up, plus the
-    /// io_timeout the write had. Counting the join wait from here can only over-wait.
-    func joinedAt(_ record: LeaderRecord) -> Nanos {
-        Clock.seconds(Int(record.timestamp) + 1 + timeouts.ioTimeoutSeconds)
-    }
 }
 
 func hostName(_ given: String?) -> String {
@@ -133,7 +118,7 @@ func hostName(_ given: String?) -> String {
     let node = nodeName()
     var rng = SystemRandomNumberGenerator()
     let id = String(rng.next() & 0xFFFF_FFFF_FFFF, radix: 16)
-    return String("\(LiveView.joinWaitMarker)\(id).\(node)".prefix(LeaseName.hostNameMax))
+    return String("\(LiveView.nameMarker)\(id).\(node)".prefix(LeaseName.hostNameMax))
 }
 
 struct DirectJoin: ParsableCommand {
@@ -145,8 +130,9 @@ struct DirectJoin: ParsableCommand {
     func run() throws {
         try reporting {
             let host = try options.host()
+            var rng = SystemRandomNumberGenerator()
             let j = try host.run(DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
-                                           hostName: hostName(name), timeouts: host.timeouts))
+                                           hostName: hostName(name), timeouts: host.timeouts, nonce: rng.next()))
             FileHandleStream.stdout.write("joined \(lockspace.name) host_id \(lockspace.hostID) generation \(j.generation) name \(j.record.resourceName)\n")
         }
     }
@@ -169,7 +155,7 @@ struct DirectRenew: ParsableCommand {
 }
 
 struct DirectLeave: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "leave", abstract: "Release our delta lease (timestamp 0).")
+    static let configuration = CommandConfiguration(commandName: "leave", abstract: "Release our delta lease (timestamp 0, then a new membership epoch).")
     @OptionGroup var options: DirectHostOptions
     var lockspace: LockspaceSpec { options.lockspace }
 
@@ -177,7 +163,8 @@ struct DirectLeave: ParsableCommand {
         try reporting {
             let host = try options.host()
             let last = try host.ownRecord()
-            _ = try host.run(DeltaLeave(layout: host.layout, hostID: lockspace.hostID, last: last))
+            var rng = SystemRandomNumberGenerator()
+            _ = try host.run(DeltaLeave(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID, last: last, nonce: rng.next()))
             FileHandleStream.stdout.write("left \(lockspace.name) host_id \(lockspace.hostID)\n")
         }
     }
@@ -188,13 +175,14 @@ struct DirectAcquire: ParsableCommand {
         commandName: "acquire",
         abstract: "Acquire a resource lease; prints the fencing token (lver).",
         discussion: """
-            Exits 0 with the lease, 75 when another host holds it (or won the race), 74 on I/O
-            errors. One read of the lockspace cannot tell whether the owner's host is alive;
+            Exits 0 with the lease, 75 when another host holds it (or won the race, or this
+            host already holds it), 74 on I/O errors, 65 when our delta lease has lapsed (join
+            again). One read of the lockspace cannot tell whether the owner's host is alive;
             without --owner-wait such an owner counts as holding the lease (exit 75 at once).
             """)
     @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:lver|:SH]") var resource: ResourceSpec
     @OptionGroup var options: DirectHostOptions
-    @Flag(help: "Wait out the join wait instead of failing.") var wait = false
+    @Option(help: "Ballot reads: live (present hosts' blocks, the default) or full (every block, as sanlock).") var mode: ReadMode = .live
     @Flag(help: "When the owner's host is neither known live nor dead, watch its delta lease (as sanlock direct acquire does): refuse as soon as it renews, take the lease over once it has not renewed for host_dead_seconds.")
     var ownerWait = false
     var lockspace: LockspaceSpec { options.lockspace }
@@ -202,32 +190,35 @@ struct DirectAcquire: ParsableCommand {
     func run() throws {
         try reporting {
             let host = try options.host()
-            let me = try host.ownRecord()
+            var session = try DirectSession.open(host)
             let res = try host.resource(resource)
-            let joinedAt = host.joinedAt(me)
-            if wait { MonotonicClock.sleep(until: joinedAt + Clock.seconds(host.timeouts.joinWaitSeconds)) }
-            var view = try host.view()
             var options = PaxosAcquire.Options(shared: resource.shared, noWait: true, requiredLver: resource.lver)
             options.maxBallots = 32
+            options.refuseIfOurs = true
             var rng = SystemRandomNumberGenerator()
             var announced = false
             while true {
-                let ctx = BallotContext(view: view, joinedAt: joinedAt, mode: .full)
-                let op = PaxosAcquire(resource: res, host: PaxosHost(hostID: lockspace.hostID, generation: me.ownerGeneration),
-                                      context: ctx, timeouts: host.timeouts, options: options, seed: rng.next())
-                switch host.runner.run(op) {
+                let op = PaxosAcquire(resource: res, host: session.paxosHost, context: try session.ballotContext(mode: mode),
+                                      options: options, seed: rng.next())
+                var running = op
+                var trace = IOTrace()
+                let out = host.runner.run(&running, trace: &trace)
+                session.adopt(running.finalContext)
+                options.minimumMbal = max(options.minimumMbal, running.highestMbal)
+                switch out {
                 case .success(let g):
                     FileHandleStream.stdout.write("acquired \(resource.lockspace):\(resource.name) lver \(g.lver)\(g.shared ? " shared" : "")\n")
                     return
                 case .failure(.held(let owner, _, _, let state)) where ownerWait && (state == .unknown || state == .fail):
                     // UNKNOWN and FAIL both end: a renewal makes the owner LIVE, and
-                    // host_dead_seconds without one make it DEAD. Each pass reads the lockspace.
+                    // host_dead_seconds without one make it DEAD. Each pass reads its slot,
+                    // and our own lease is renewed as it falls due.
                     if !announced {
                         FileHandleStream.stderr.write("waiting: owner host_id \(owner) is \(state.rawValue); watching its delta lease\n")
                         announced = true
                     }
                     MonotonicClock.sleep(until: MonotonicClock.now() + Clock.seconds(1))
-                    try host.refresh(&view)
+                    try session.watch(Int(clamping: owner))
                 case .failure(let e):
                     throw CLIFailure("\(resource.path): \(resource.lockspace):\(resource.name): \(e)", e.exitStatus)
                 }
@@ -274,7 +265,7 @@ func heldGrant(host: DirectHost, me: LeaderRecord, resource res: PaxosResource, 
         }
     }
     return Grant(resource: res, host: PaxosHost(hostID: host.spec.hostID, generation: me.ownerGeneration), lver: leader.lver,
-                 shared: shared, leader: leader, dblock: PaxosDblock(decoding: mine), verifiedStale: [:], ballots: 0)
+                 shared: shared, leader: leader, dblock: PaxosDblock(decoding: mine), dominated: [:], ballots: 0)
 }
 
 extension DeltaError {
@@ -295,9 +286,10 @@ extension PaxosError {
         case .io: return .io
         case .leader, .corruptDblock: return .corrupt
         case .geometryMismatch: return .geometry
-        case .held, .acquiredByOther, .sharedHolders, .contended, .joinWaitPending, .viewTooOld, .ballotTooLong, .lverMismatch,
-             .leaderBehind:
+        case .held, .acquiredByOther, .sharedHolders, .contended, .lverMismatch, .membershipChurn, .alreadyHeld:
             return .busy
+        case .outOfRange: return .corrupt
+        case .membership(let d): return d.exitStatus
         case .notOwner: return .usage
         }
     }

@@ -24,29 +24,34 @@ struct DirectStress: ParsableCommand {
     @Option(help: "The counter file two owners would corrupt.") var counter: String
     @Option(help: "Append-only log of critical sections.") var log: String
     @Option(help: "Stop after this many seconds.") var seconds = 30
+    @Option(help: "Ballot reads: live (the read set of docs/AGREEMENT.md) or full.") var mode: ReadMode = .live
+    var readMode: ReadMode { mode }
 
     func run() throws {
         try reporting {
             let host = try options.host()
+            var rng = SystemRandomNumberGenerator()
             let joined = try host.run(DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
-                                                hostName: name, timeouts: host.timeouts))
+                                                hostName: name, timeouts: host.timeouts, nonce: rng.next()))
             let res = try host.resource(resource)
             let me = PaxosHost(hostID: lockspace.hostID, generation: joined.generation)
-            MonotonicClock.sleep(until: joined.writtenAt + Clock.seconds(host.timeouts.joinWaitSeconds))
+            var session = DirectSession(host: host, record: joined.record, membership: joined.membership,
+                                        renewedAt: joined.writtenAt)
+            try session.renew(scan: false)
             let deadline = MonotonicClock.now() + Clock.seconds(seconds)
-            var rng = SystemRandomNumberGenerator()
             var highestMbal: UInt64 = 0
             var acquired = 0
             let counterFD = open(counter, O_RDWR | O_CREAT, 0o644)
             let logFD = open(log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
             guard counterFD >= 0, logFD >= 0 else { throw CLIFailure("cannot open \(counter) or \(log)", .noInput) }
             while MonotonicClock.now() < deadline {
-                let ctx = BallotContext(view: try host.view(), joinedAt: joined.writtenAt, mode: .full)
+                let ctx = try session.ballotContext(mode: readMode)
                 var options = PaxosAcquire.Options(noWait: true)
                 options.minimumMbal = highestMbal
-                var op = PaxosAcquire(resource: res, host: me, context: ctx, timeouts: host.timeouts, options: options, seed: rng.next())
+                var op = PaxosAcquire(resource: res, host: me, context: ctx, options: options, seed: rng.next())
                 var trace = IOTrace()
                 let out = host.runner.run(&op, trace: &trace)
+                session.adopt(op.finalContext)
                 highestMbal = max(highestMbal, op.highestMbal)
                 guard case .success(let grant) = out else {
                     usleep(UInt32(2_000 + rng.next() % 20_000))

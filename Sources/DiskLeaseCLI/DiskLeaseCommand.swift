@@ -58,7 +58,7 @@ public struct CLIFailure: Error, CustomStringConvertible {
         case .unsupportedFileType: status = .noInput
         case .misaligned: status = .usage
         case .outOfRange: status = .geometry
-        case .overlappingWrites, .timeout, .ioError, .shortTransfer, .kernelFailed, .degraded, .outOfMemory:
+        case .overlappingWrites, .timeout, .ioError, .shortTransfer, .kernelFailed, .degraded, .outOfMemory, .writePending:
             status = .io
         }
     }
@@ -67,6 +67,7 @@ public struct CLIFailure: Error, CustomStringConvertible {
         message = "\(path): \(e)"
         switch e {
         case .badGeometry, .badName, .badNumHosts, .hostIDOutOfRange: status = .usage
+        case .outOfRange: status = .corrupt
         case .sectorSizeMismatch: status = .geometry
         default: status = .corrupt
         }

@@ -13,51 +13,58 @@ struct SimulateCommand: ParsableCommand {
 
     @Option(help: "First seed.") var seed: UInt64 = 1
     @Option(help: "How many consecutive seeds to run.") var seeds: Int = 1
-    @Option(help: "Hosts per run (default 3; 2 with --boundary).") var hosts: Int?
-    @Option(help: "Resources per run.") var resources: Int = 2
-    @Option(help: "Events per run.") var steps: Int = 3000
+    @Option(help: "Daemon hosts per run (each runs the host core diskleased runs; default 3, 4 with --churn).") var hosts: Int?
+    @Option(help: "Direct hosts per run (disklease direct acquire/release, no daemon).") var directHosts: Int = 1
+    @Option(help: "Resources per run.") var resources: Int?
+    @Option(help: "Events per run.") var steps: Int = 4000
     @Option(help: "live or full.") var mode: String = "live"
-    @Option(help: "io_timeout in seconds.") var ioTimeout: Int = 1
-    @Option(help: "Watchdog fire timeout in seconds.") var watchdog: Int = 4
-    @Option(help: "Break a safety rule on purpose (noJoinWait, joinWaitEqualsBound, dropDeadBlocksAtOnce, noViewAgeCheck, earlyDead, noBallotBound) to see the checker catch it.")
+    @Option(help: "Break a rule on purpose to see the checker catch it: \(SafetyMutations.named.map(\.0).joined(separator: ", ")).")
     var mutation: [String] = []
     @Flag(help: "No injected faults.") var noFaults = false
-    @Flag(help: "The join-storm fault profile: frequent crashes and rejoins, short lockspace-path outages.") var joinStorm = false
-    @Flag(help: "Whole-second time: io_timeout 2, watchdog 8, viewMaxAge 3, ballotMaxDuration 2, every latency a whole second, join-storm faults, one resource (overrides those options).")
+    @Flag(help: "Every host shares io_timeout 1 and watchdog 4 (otherwise each picks its own).") var sharedTimeouts = false
+    @Flag(help: "The join-storm profile: frequent crashes, daemon restarts, leaves and lockspace-path outages, one resource.")
+    var joinStorm = false
+    @Flag(help: "The churn profile: four hosts on one resource, leaves and rejoins, ballots disrupted between their reads and writes (daemon stopped, leave, others joining).")
+    var churn = false
+    @Flag(help: "Whole-second time: every latency and tick a whole second, join-storm faults, one resource.")
     var coarseClock = false
-    @Flag(help: "The whole-second profile with the seed's choices leaning towards the bounds (view exactly viewMaxAge old, ballots exactly ballotMaxDuration long, rejoins on others' renewals).")
-    var boundary = false
     @Flag(help: "Print every run's statistics.") var verbose = false
-    @Flag(help: "Print host events (renewal failures, fencing) as they happen.") var debug = false
+    @Flag(help: "Print host events as they happen.") var debug = false
 
     func validate() throws {
         guard ReadMode(rawValue: mode) != nil else { throw ValidationError("--mode is live or full") }
-        guard (1...64).contains(hostCount), (1...16).contains(resources), seeds >= 1, steps >= 1 else {
-            throw ValidationError("hosts 1...64, resources 1...16, seeds and steps ≥ 1")
+        guard (1...64).contains(hosts ?? 1), (0...8).contains(directHosts), (1...16).contains(resources ?? 1), seeds >= 1, steps >= 1 else {
+            throw ValidationError("hosts 1...64, direct hosts 0...8, resources 1...16, seeds and steps ≥ 1")
         }
-        for m in mutation where SimulateCommand.mutations[m] == nil { throw ValidationError("unknown mutation \(m)") }
+        for m in mutation where Self.mutation(named: m) == nil { throw ValidationError("unknown mutation \(m)") }
     }
 
-    var hostCount: Int { hosts ?? (boundary ? 2 : 3) }
-
-    static let mutations: [String: SafetyMutations] = [
-        "noJoinWait": .noJoinWait, "joinWaitEqualsBound": .joinWaitEqualsBound,
-        "dropDeadBlocksAtOnce": .dropDeadBlocksAtOnce, "noViewAgeCheck": .noViewAgeCheck,
-        "earlyDead": .earlyDead, "noBallotBound": .noBallotBound,
-    ]
+    static func mutation(named n: String) -> SafetyMutations? { SafetyMutations.named.first { $0.0 == n }?.1 }
 
     func config(seed: UInt64) -> SimConfig {
-        var c = boundary ? SimConfig.boundary(seed: seed) : coarseClock ? SimConfig.coarse(seed: seed) : SimConfig(seed: seed)
-        c.hosts = hostCount
+        var c = coarseClock ? SimConfig.coarse(seed: seed) : joinStorm ? SimConfig.joinStorm(seed: seed)
+            : churn ? SimConfig.churn(seed: seed) : SimConfig(seed: seed)
+        if let hosts { c.hosts = hosts }
+        c.directHosts = directHosts
         c.mode = ReadMode(rawValue: mode)!
         c.steps = steps
-        c.mutations = SafetyMutations(mutation.map { SimulateCommand.mutations[$0]! })
-        if coarseClock || boundary { return c }
-        c.resources = resources
-        c.timeouts = SimConfig.timeouts(ioTimeout: ioTimeout, watchdog: watchdog)
+        c.mutations = SafetyMutations(mutation.map { Self.mutation(named: $0)! })
+        if let resources { c.resources = resources }
         if noFaults { c.faults = .none }
-        if joinStorm { c.faults = .joinStorm }
+        if sharedTimeouts { c.faults.perHostTimeouts = false }
         return c
+    }
+
+    var replayFlags: String {
+        var s = "\(hosts.map { "--hosts \($0) " } ?? "")--direct-hosts \(directHosts) --steps \(steps) --mode \(mode)"
+        if let resources { s += " --resources \(resources)" }
+        s += mutation.map { " --mutation \($0)" }.joined()
+        if noFaults { s += " --no-faults" }
+        if sharedTimeouts { s += " --shared-timeouts" }
+        if joinStorm { s += " --join-storm" }
+        if coarseClock { s += " --coarse-clock" }
+        if churn { s += " --churn" }
+        return s
     }
 
     func run() throws {
@@ -69,8 +76,7 @@ struct SimulateCommand: ParsableCommand {
             total.add(result.stats)
             if verbose { FileHandleStream.stdout.write("seed \(s): \(result.stats)\n") }
             if let v = result.violation {
-                let m = mutation.map { " --mutation \($0)" }.joined()
-                FileHandleStream.stdout.write("\(v)\nreplay: disklease simulate --seed \(s) --hosts \(hostCount) --resources \(resources) --steps \(steps) --mode \(mode) --io-timeout \(ioTimeout) --watchdog \(watchdog)\(m)\(noFaults ? " --no-faults" : "")\(joinStorm ? " --join-storm" : "")\(coarseClock ? " --coarse-clock" : "")\(boundary ? " --boundary" : "")\n")
+                FileHandleStream.stdout.write("\(v)\nreplay: disklease simulate --seed \(s) \(replayFlags) --debug\n")
                 throw ExitCode(70)
             }
         }

@@ -3,19 +3,22 @@ import DirectIO
 import LeaseFormat
 
 /// Acquiring a resource lease: sanlock's paxos_lease_acquire (SANLOCK-FORMAT.md §6.1, §6.3),
-/// with the ballot's reads chosen by `ReadPlanner` from the live view.
+/// reading the blocks of docs/AGREEMENT.md's read set instead of all of them.
 ///
-/// Steps: read the planned set (leader, request record, our dblock, the dblocks of every host
-/// not FREE or DEAD, and of FREE/DEAD hosts not yet shown stale); decide whether the lease may be
-/// taken (free, ours, owner DEAD or gone, owner released); run Disk Paxos for lver + 1 with
-/// mbal ≡ host_id (mod max_hosts): phase 1 write + read, choose the value of the highest bal,
-/// phase 2 write + read, abort and retry with a higher mbal on a higher mbal or lver; commit the
-/// leader. Shared leases commit with SHORT_HOLD, mark our mode block SHARED and release the
-/// leader; exclusive leases clear dead shared holders and refuse live ones.
+/// Steps: read the planned set with the epoch sector (leader, request record, our dblock, every
+/// present member's dblock, left blocks not yet shown dominated); decide whether the lease may
+/// be taken (free, ours, owner DEAD or gone, owner released); run Disk Paxos for the next
+/// version with mbal ≡ host_id (mod max_hosts): phase 1 write + read, choose the value of the
+/// highest bal, phase 2 write + read, abort and retry with a higher mbal on a higher mbal or
+/// lver; commit the leader. Shared leases commit with SHORT_HOLD, mark our mode block SHARED and
+/// release the leader; exclusive leases clear dead shared holders and refuse live ones.
 ///
-/// Safety rules enforced here: the view is at most viewMaxAge old at ballot start (3), a ballot
-/// longer than ballotMaxDuration never commits (4), no ballot before the join wait (5), a
-/// corrupt dblock stops the acquire before anything more is written.
+/// Guarantees (docs/AGREEMENT.md): every read carries the epoch sector, and a changed epoch
+/// stops the ballot before anything more is written (the membership is rebuilt from a slot
+/// read that follows, and a new ballot starts); a leader moved back by a late commit is
+/// repaired by balloting the instance the blocks show; a corrupt dblock or an overflowing
+/// value stops the acquire before anything more is written; nothing here reads a clock
+/// except to date lease-expiry judgements and disk timestamps.
 public struct PaxosAcquire: LeaseOperation {
     public struct Options: Sendable, Hashable {
         public var shared = false
@@ -25,7 +28,10 @@ public struct PaxosAcquire: LeaseOperation {
         public var requiredLver: UInt64? = nil
         /// We hold it shared and convert to exclusive: keep our SHARED mode block while balloting.
         public var convertFromShared = false
-        /// Give up after this many aborted ballots.
+        /// Refuse (`alreadyHeld`) when the leader already names this incarnation: a direct
+        /// process cannot know whether another process of this host still holds it.
+        public var refuseIfOurs = false
+        /// Give up after this many ballots (aborts and membership rebuilds alike).
         public var maxBallots = 16
         /// The highest mbal this host has written for this resource (in any earlier acquire of
         /// this incarnation). A timed-out write may land after a later read, so the disk alone
@@ -42,10 +48,9 @@ public struct PaxosAcquire: LeaseOperation {
     }
     public typealias Output = Result<Grant, PaxosError>
 
-    let resource: PaxosResource
+    public let resource: PaxosResource
     let host: PaxosHost
-    let timeouts: Timeouts
-    let options: Options
+    var options: Options
     var context: BallotContext
     var rng: SplitMix64
 
@@ -55,11 +60,13 @@ public struct PaxosAcquire: LeaseOperation {
     private var nextLver: UInt64 = 0
     private var ourMbal: UInt64 = 0
     private var dblock = PaxosDblock()
-    private var ballotStart: Nanos = 0
     private var ballots = 0
+    private var rebuilds = 0
     private var sharedSeen: [Int: ModeBlock] = [:]
     private var committed: LeaderRecord! = nil
     private var pendingFailure: PaxosError? = nil
+    /// The epoch the last rebuild read returned (the label of the membership it builds).
+    private var rebuildEpoch = EpochStamp.initial
     /// The version an earlier acquire of ours gave up on after its phase-2 write (its dblock
     /// still says RELEASED for it): others may take over that version if it is committed in
     /// our name, so we must never be granted it; we go on to the next version instead.
@@ -68,29 +75,32 @@ public struct PaxosAcquire: LeaseOperation {
     /// The value this acquire decided for a version, set the moment it issues the commit write
     /// (a decided value may still be lost with the write; checkers compare decisions per lver).
     public private(set) var decided: (lver: UInt64, ownerID: UInt64, generation: UInt64, timestamp: UInt64)? = nil
-    /// Blocks shown stale so far (rule 2), also when the acquire fails.
-    public var verifiedStale: [Int: HostIncarnation] { context.verifiedStale }
+    /// The context as it ends: the membership (rebuilt if the epoch changed) and the blocks
+    /// shown dominated, also when the acquire fails.
+    public var finalContext: BallotContext { context }
     /// The highest mbal this acquire wrote (carry it into the next one as `minimumMbal`).
     public private(set) var highestMbal: UInt64 = 0
-
-    /// When the current ballot started (after the initial read), on the caller's clock.
-    public var ballotStartedAt: Nanos { ballotStart }
-    /// True while the phase-2 write (our accepted value) is the pending action.
-    public var writingPhase2: Bool { phase == .phase2Write }
+    /// Membership rebuilds this acquire did (epoch changes seen).
+    public var membershipRebuilds: Int { rebuilds }
+    /// The last dblock this acquire wrote in our sector, if any: whatever this host writes
+    /// there next (a release of a lease it still holds) must not go below it.
+    public private(set) var lastWritten: PaxosDblock? = nil
+    /// Ballots run for an instance past leader + 1 (rule 7: the leader had moved back).
+    public private(set) var leaderRepairs = 0
 
     enum Phase {
         case initialRead, phase1Write, phase1Read, phase2Write, phase2Read, commitWrite
         case sharedCheckRead, sharedClearWrite, sharedModeWrite, leaderReleaseRead, leaderReleaseWrite
-        case convertFinishWrite, abortSleep, retryLeaderRead, retractWrite, done
+        case convertFinishWrite, abortSleep, retryLeaderRead, retractWrite, rebuildRead, done
     }
 
-    public init(resource: PaxosResource, host: PaxosHost, context: BallotContext, timeouts: Timeouts,
+    public init(resource: PaxosResource, host: PaxosHost, context: BallotContext,
                 options: Options = Options(), seed: UInt64) {
         precondition((1...resource.layout.geometry.maxHosts).contains(host.hostID))
+        precondition(context.view.ourHostID == host.hostID, "the view must be ours")
         self.resource = resource
         self.host = host
         self.context = context
-        self.timeouts = timeouts
         self.options = options
         self.rng = SplitMix64(seed: seed)
     }
@@ -98,16 +108,16 @@ public struct PaxosAcquire: LeaseOperation {
     var layout: AreaLayout { resource.layout }
     var ss: Int { layout.geometry.sectorSize }
     var maxHosts: UInt64 { UInt64(layout.geometry.maxHosts) }
+    var epochRange: IORange { IORange(offset: context.lockspace.epochOffset, length: context.lockspace.geometry.sectorSize) }
 
     // MARK: - Steps
 
     public mutating func start(now: Nanos) -> Step<Output> {
-        if let refusal = preconditionsForBallots(now: now) { return finish(.failure(refusal)) }
         // num_hosts is not known before the leader is read; plan with the geometry's maximum
         // and re-plan once the leader says how many dblocks are in use.
         plan = makePlan(numHosts: layout.geometry.maxHosts, now: now)
         phase = .initialRead
-        return .perform(.read(plan.ranges))
+        return .perform(.read(plan.ranges + [epochRange]))
     }
 
     public mutating func resume(_ result: IOResult, now: Nanos) -> Step<Output> {
@@ -116,16 +126,20 @@ public struct PaxosAcquire: LeaseOperation {
         }
         switch phase {
         case .initialRead:
+            if let changed = epochChanged(result.reads, checked: true) { return rebuild(changed, now: now) }
             return afterInitialRead(result.reads, now: now)
         case .phase1Write:
             phase = .phase1Read
-            return .perform(.read(plan.ranges))
+            return .perform(.read(plan.ranges + [epochRange]))
         case .phase1Read:
+            if let changed = epochChanged(result.reads, checked: true) { return rebuild(changed, now: now) }
             return afterPhaseRead(result.reads, phase2: false, now: now)
         case .phase2Write:
             phase = .phase2Read
-            return .perform(.read(plan.ranges))
+            return .perform(.read(plan.ranges + [epochRange]))
         case .phase2Read:
+            let checked = !context.mutations.contains(.epochCheckPhase1Only)
+            if let changed = epochChanged(result.reads, checked: checked) { return rebuild(changed, now: now) }
             return afterPhaseRead(result.reads, phase2: true, now: now)
         case .commitWrite:
             return afterCommit(now: now)
@@ -148,26 +162,48 @@ public struct PaxosAcquire: LeaseOperation {
             return afterRetryLeaderRead(result.reads[0], now: now)
         case .retractWrite:
             return finish(.failure(pendingFailure!))
+        case .rebuildRead:
+            return afterRebuild(result.reads, now: now)
         case .done:
             preconditionFailure("resumed after finishing")
         }
     }
 
-    // MARK: - Deciding
+    // MARK: - Membership (rules 1 and 3)
 
-    /// Rules 3 and 5, checked before any ballot write.
-    private func preconditionsForBallots(now: Nanos) -> PaxosError? {
-        let joinWait = context.mutations.contains(.joinWaitEqualsBound)
-            ? timeouts.viewMaxAgeSeconds + timeouts.ballotMaxDurationSeconds : timeouts.joinWaitSeconds
-        if !context.mutations.contains(.noJoinWait), now - context.joinedAt < Clock.seconds(joinWait) {
-            return .joinWaitPending(until: context.joinedAt + Clock.seconds(joinWait))
-        }
-        if !context.mutations.contains(.noViewAgeCheck) {
-            guard let age = context.view.age(now: now) else { return .viewTooOld(ageNanos: .max) }
-            if age > Clock.seconds(timeouts.viewMaxAgeSeconds) { return .viewTooOld(ageNanos: age) }
-        }
-        return nil
+    /// The epoch read with a ballot's sectors, when it differs from the membership's.
+    private func epochChanged(_ reads: [[UInt8]], checked: Bool) -> EpochStamp? {
+        guard checked, !context.mutations.contains(.noEpochCheck) else { return nil }
+        let e = EpochStamp(sector: reads[reads.count - 1])
+        return e == context.membership.epoch ? nil : e
     }
+
+    /// The epoch changed: write nothing more in this ballot; read the slots (after the read
+    /// that returned `epoch`, so the membership may carry its label) and start over.
+    private mutating func rebuild(_ epoch: EpochStamp, now: Nanos) -> Step<Output> {
+        rebuilds += 1
+        if ballots >= options.maxBallots || rebuilds > options.maxBallots {
+            return retractThenFail(.membershipChurn(lver: nextLver, rebuilds: rebuilds))
+        }
+        rebuildEpoch = epoch
+        phase = .rebuildRead
+        let slots = IORange(offset: context.lockspace.offset, length: context.lockspace.slotsLength)
+        if context.mutations.contains(.buildInOneBatch) { return .perform(.read([slots, epochRange])) }
+        return .perform(.read([slots]))
+    }
+
+    private mutating func afterRebuild(_ reads: [[UInt8]], now: Nanos) -> Step<Output> {
+        let label = context.mutations.contains(.buildInOneBatch) ? EpochStamp(sector: reads[1]) : rebuildEpoch
+        context.membership = Membership(epoch: label, slotBytes: reads[0], layout: context.lockspace, space: resource.space)
+        context.view.refresh(AreaSnapshot(bytes: reads[0], issuedAt: now, completedAt: now), layout: context.lockspace,
+                             space: resource.space)
+        // Everything is judged afresh from a new initial read: new members' blocks (their
+        // mbal and lver) have never been read. Our accepted value survives in our block.
+        options.minimumMbal = max(options.minimumMbal, highestMbal)
+        return start(now: now)
+    }
+
+    // MARK: - Deciding
 
     private func makePlan(numHosts: Int, now: Nanos) -> ReadPlan {
         ReadPlanner.plan(layout: layout, numHosts: numHosts, hostIDs: context.dblockHosts(now: now), mode: context.effectiveMode)
@@ -190,6 +226,7 @@ public struct PaxosAcquire: LeaseOperation {
         let numHosts = Int(l.numHosts)
         let examined = plan.hostIDs.filter { $0 <= numHosts }
         var maxMbal: UInt64 = 0
+        var frontier: UInt64 = 0
         for h in examined {
             let d: PaxosDblock
             switch verifiedDblock(h, sectors) {
@@ -197,53 +234,74 @@ public struct PaxosAcquire: LeaseOperation {
             case .failure(let e): return finish(.failure(e))
             }
             maxMbal = max(maxMbal, d.mbal)
+            frontier = max(frontier, d.lver)
             if h == host.hostID { dblock = d }
         }
-        if dblock.lver > l.lver + 1 {
-            return finish(.failure(.leaderBehind(leaderLver: l.lver, dblockLver: dblock.lver)))
-        }
-        if dblock.isReleased && dblock.bal != 0 && dblock.lver == l.lver + 1 { retractedLver = dblock.lver }
+        noteDominated(examined, sectors)
         plan = makePlan(numHosts: numHosts, now: now)
-
-        if let required = options.requiredLver, required != l.lver {
-            return finish(.failure(.lverMismatch(required: required, current: l.lver)))
+        do {
+            let next = try Checked.add(l.lver, 1, field: "leader lver", offset: layout.leaderOffset)
+            // Rule 7: blocks past leader + 1 mean a late commit moved the leader back. Instance
+            // frontier − 1 was committed and judged free by whoever wrote at `frontier`.
+            let repairing = frontier > next
+            nextLver = repairing ? frontier : next
+            if repairing { leaderRepairs += 1 }
+            if let required = options.requiredLver, required != nextLver - 1 {
+                return finish(.failure(.lverMismatch(required: required, current: nextLver - 1)))
+            }
+            if !repairing, l.timestamp != 0 {
+                if l.ownerID == UInt64(host.hostID), l.ownerGeneration == host.generation, options.refuseIfOurs {
+                    return finish(.failure(.alreadyHeld(lver: l.lver)))
+                }
+                if l.ownerID != UInt64(host.hostID), let refusal = ownerRefusal(l, sectors: sectors, now: now) {
+                    return finish(.failure(refusal))
+                }
+            }
+            if dblock.isReleased && dblock.bal != 0 && dblock.lver == nextLver { retractedLver = dblock.lver }
+            maxMbal = max(maxMbal, options.minimumMbal)
+            ourMbal = maxMbal == 0 ? UInt64(host.hostID) : try nextBallot(above: maxMbal)
+        } catch {
+            return finish(.failure(.outOfRange(error)))
         }
-        if l.timestamp != 0 && l.ownerID != UInt64(host.hostID) {
-            if let refusal = ownerRefusal(l, sectors: sectors, now: now) { return finish(.failure(refusal)) }
-        }
-        maxMbal = max(maxMbal, options.minimumMbal)
-        ourMbal = maxMbal == 0 ? UInt64(host.hostID) : (maxMbal - maxMbal % maxHosts) + maxHosts + UInt64(host.hostID)
-        nextLver = l.lver + 1
         return startBallot(now: now)
     }
 
+    /// The smallest ballot number above `m` that is ours (≡ host_id mod max_hosts).
+    private func nextBallot(above m: UInt64) throws(FormatError) -> UInt64 {
+        let base = m - m % maxHosts
+        let step = try Checked.add(base, maxHosts, field: "mbal", offset: layout.dblockOffset(hostID: host.hostID))
+        return try Checked.add(step, UInt64(host.hostID), field: "mbal", offset: layout.dblockOffset(hostID: host.hostID))
+    }
+
     /// nil when the owner may be replaced: its host id is FREE or rejoined with a newer
-    /// generation, it is DEAD in our view, or it released (RELEASED dblock) after another host
-    /// committed it.
+    /// generation, it is DEAD in our view, or its own dblock says it released this version.
     private func ownerRefusal(_ l: LeaderRecord, sectors: [Int: [UInt8]], now: Nanos) -> PaxosError? {
-        let owner = Int(l.ownerID)
+        let owner = Int(clamping: l.ownerID)
         guard owner >= 1, owner <= layout.geometry.maxHosts else { return nil }
         let state = context.state(of: owner, now: now)
         if state == .free || state == .dead { return nil }
         if let o = context.view.hosts[owner], o.generation > l.ownerGeneration { return nil }
-        if l.writeID != l.ownerID, let s = sectors[owner + 1], PaxosDblock(decoding: s).isReleased { return nil }
+        if let s = sectors[owner + 1] {
+            let d = PaxosDblock(decoding: s)
+            // A RELEASED block for this version: released, or retracted before its commit
+            // landed; either way the owner does not hold it (a late commit may have rewritten
+            // a leader it had already cleared).
+            if d.isReleased && d.lver == l.lver { return nil }
+            if l.writeID != l.ownerID && d.isReleased { return nil }
+        }
         return .held(ownerID: l.ownerID, generation: l.ownerGeneration, lver: l.lver, ownerState: state)
     }
 
     private mutating func startBallot(now: Nanos) -> Step<Output> {
-        if let refusal = preconditionsForBallots(now: now) { return finish(.failure(refusal)) }
         ballots += 1
-        ballotStart = now
-        assert(ourMbal % maxHosts == UInt64(host.hostID) % maxHosts, "ballot number not ≡ host_id")
-        assert(ourMbal > options.minimumMbal || options.minimumMbal == 0, "mbal went backwards")
-        assert(ourMbal >= dblock.mbal, "mbal went backwards")
+        precondition(ourMbal % maxHosts == UInt64(host.hostID) % maxHosts, "ballot number not ≡ host_id")
+        precondition(ourMbal > options.minimumMbal || options.minimumMbal == 0, "mbal went backwards")
+        precondition(ourMbal >= dblock.mbal, "mbal went backwards")
+        precondition(nextLver >= dblock.lver || dblock.lver == 0, "lver went backwards")
         highestMbal = max(highestMbal, ourMbal)
-        assert(nextLver >= dblock.lver || dblock.lver == 0, "lver went backwards")
         // Disk Paxos keeps a host's accepted value (bal, inp) across its ballots for the same
         // instance. sanlock's phase 1 zeroes them; then a host whose decided value's commit
         // write timed out (and may still land) can decide a second value for the same lver.
-        // The simulator found exactly that (seed 11); a kept value is ordinary Disk Paxos
-        // state to sanlock readers.
         let keep = dblock.lver == nextLver && dblock.bal != 0 && dblock.inp != 0
         dblock = PaxosDblock(mbal: ourMbal, bal: keep ? dblock.bal : 0, inp: keep ? dblock.inp : 0,
                              inp2: keep ? dblock.inp2 : 0, inp3: keep ? dblock.inp3 : 0, lver: nextLver)
@@ -258,7 +316,7 @@ public struct PaxosAcquire: LeaseOperation {
         let sectors = sectorMap(reads)
         // First every block is verified and its mode block noted, before anything can end the
         // ballot: a retry that then finds us committed as owner relies on this scan to refuse
-        // or clear shared holders (the simulator found the gap, seed 505 of the join storm).
+        // or clear shared holders.
         var blocks: [(host: Int, dblock: PaxosDblock)] = []
         sharedSeen = [:]
         for h in plan.hostIDs {
@@ -269,6 +327,7 @@ public struct PaxosAcquire: LeaseOperation {
             let mode = ModeBlock(decoding: sectors[h + 1]!)
             if mode.isShared && h != host.hostID { sharedSeen[h] = mode }
         }
+        noteDominated(plan.hostIDs, sectors)
         // The leader is in every planned read: if this version (or a later one) is already
         // committed, stop balloting and let the retry path look at the leader.
         if let leaderSector = sectors[0] {
@@ -277,7 +336,6 @@ public struct PaxosAcquire: LeaseOperation {
         }
         var bkMax: PaxosDblock? = nil
         for (h, d) in blocks {
-            noteStaleIfDead(h, d, now: now)
             if d.lver < nextLver { continue }
             if h != host.hostID && (d.lver > nextLver || d.mbal > ourMbal) { return abortBallot(now: now) }
             // Our own block counts too: it carries the value we accepted in an earlier ballot.
@@ -297,10 +355,10 @@ public struct PaxosAcquire: LeaseOperation {
             phase = .phase2Write
             return .perform(.write([ourSector()]))
         }
-        // Rule 4: an overlong ballot must not commit; others may have moved on without us.
-        if !context.mutations.contains(.noBallotBound), now - ballotStart > Clock.seconds(timeouts.ballotMaxDurationSeconds) {
-            return retractThenFail(.ballotTooLong(lver: nextLver))
-        }
+        return commit(now: now)
+    }
+
+    private mutating func commit(now: Nanos) -> Step<Output> {
         var l = leader!
         l.lver = nextLver
         l.ownerID = dblock.inp
@@ -420,7 +478,11 @@ public struct PaxosAcquire: LeaseOperation {
         if l.lver > nextLver || l != leader {
             return finish(.failure(.acquiredByOther(ownerID: l.ownerID, lver: l.lver)))
         }
-        ourMbal += maxHosts
+        do {
+            ourMbal = try nextBallot(above: ourMbal)
+        } catch {
+            return retractThenFail(.outOfRange(error))
+        }
         return startBallot(now: now)
     }
 
@@ -428,8 +490,12 @@ public struct PaxosAcquire: LeaseOperation {
     /// act on the RELEASED flag), so we ballot for the next one like any other contender.
     private mutating func ballotPastRetracted(_ l: LeaderRecord, now: Nanos) -> Step<Output> {
         leader = l
-        nextLver = l.lver + 1
-        ourMbal += maxHosts
+        do {
+            nextLver = try Checked.add(l.lver, 1, field: "leader lver", offset: layout.leaderOffset)
+            ourMbal = try nextBallot(above: ourMbal)
+        } catch {
+            return finish(.failure(.outOfRange(error)))
+        }
         return startBallot(now: now)
     }
 
@@ -438,13 +504,16 @@ public struct PaxosAcquire: LeaseOperation {
         case .phase2Write, .phase2Read, .commitWrite:
             // Our value may be on disk and be committed by someone else: mark it released.
             return retractThenFail(.io(e))
+        case .rebuildRead:
+            return retractThenFail(.membership(.io(e)))
         default:
             return finish(.failure(.io(e)))
         }
     }
 
     /// After a phase-2 write our value may live on; a RELEASED flag lets others take over
-    /// (sanlock's T_RETRACT_PAXOS). Never after a corrupt read: nothing is written then.
+    /// (sanlock's T_RETRACT_PAXOS). Never after a corrupt read: nothing is written then. A
+    /// convert keeps its SHARED mode block (rule 8): we still hold the lease shared.
     private mutating func retractThenFail(_ e: PaxosError) -> Step<Output> {
         if case .corruptDblock = e { return finish(.failure(e)) }
         guard dblock.bal != 0 else { return finish(.failure(e)) }
@@ -452,7 +521,8 @@ public struct PaxosAcquire: LeaseOperation {
         var d = dblock
         d.flags = PaxosDblock.flagReleased
         phase = .retractWrite
-        return .perform(.write([ourSector(d, mode: ModeBlock())]))
+        let mode: ModeBlock? = context.mutations.contains(.convertRetractWithoutShared) ? ModeBlock() : nil
+        return .perform(.write([ourSector(d, mode: mode)]))
     }
 
     private mutating func finish(_ r: Output) -> Step<Output> {
@@ -464,23 +534,28 @@ public struct PaxosAcquire: LeaseOperation {
 
     private func grant() -> Grant {
         Grant(resource: resource, host: host, lver: committed.lver, shared: options.shared, leader: leader,
-              dblock: dblock, verifiedStale: context.verifiedStale, ballots: ballots)
+              dblock: dblock, dominated: context.dominated, ballots: ballots)
     }
 
     /// Our sector: dblock at 0, mode block at 128 (kept SHARED while converting from shared).
-    private func ourSector(_ d: PaxosDblock? = nil, mode: ModeBlock? = nil) -> SectorWrite {
+    private mutating func ourSector(_ d: PaxosDblock? = nil, mode: ModeBlock? = nil) -> SectorWrite {
         var bytes = [UInt8](repeating: 0, count: ss)
         var block = d ?? dblock
+        if let prior = lastWritten {
+            precondition(block.mbal >= prior.mbal && block.lver >= prior.lver, "our dblock would go back")
+        }
         block.encode(into: &bytes)
+        lastWritten = block
         let m = mode ?? (options.convertFromShared ? ModeBlock(flags: ModeBlock.flagShared, generation: host.generation) : ModeBlock())
         m.encode(into: &bytes)
         return SectorWrite(offset: layout.dblockOffset(hostID: host.hostID), bytes: bytes)
     }
 
-    /// The read ranges' bytes by sector index within the area.
+    /// The read ranges' bytes by sector index within the area (the epoch sector, read last,
+    /// is not part of it).
     private func sectorMap(_ reads: [[UInt8]]) -> [Int: [UInt8]] {
         var out: [Int: [UInt8]] = [:]
-        for (range, bytes) in zip(plan.ranges.isEmpty ? [] : plan.ranges, reads) {
+        for (range, bytes) in zip(plan.ranges, reads) {
             let first = Int((range.offset - layout.offset) / UInt64(ss))
             for i in 0..<(bytes.count / ss) { out[first + i] = Array(bytes[i * ss..<(i + 1) * ss]) }
         }
@@ -498,21 +573,25 @@ public struct PaxosAcquire: LeaseOperation {
         return .success(d)
     }
 
-    /// Rule 2: a FREE or DEAD host's block read and found unable to hold a value for the
-    /// version being decided (lver below it, or bal 0) is dropped from later reads.
-    private mutating func noteStaleIfDead(_ h: Int, _ d: PaxosDblock, now: Nanos) {
-        guard h != host.hostID, let o = context.view.hosts[h] else { return }
-        let s = context.state(of: h, now: now)
-        guard s == .free || s == .dead else { return }
-        if d.lver < nextLver || d.bal == 0 {
-            context.verifiedStale[h] = HostIncarnation(generation: o.generation, timestamp: o.timestamp)
+    /// Rule 6: a left host's block read and found unable to carry the frontier or a value at
+    /// it (all zero, or a present member's block is past it) is dropped from later reads.
+    private mutating func noteDominated(_ hosts: [Int], _ sectors: [Int: [UInt8]]) {
+        var left: [(host: Int, generation: UInt64, dblock: PaxosDblock)] = []
+        var presentMax: UInt64? = nil
+        for h in hosts {
+            guard let s = sectors[h + 1] else { continue }
+            let d = PaxosDblock(decoding: s)
+            if case .left(let g, _)? = context.membership.slots[h] {
+                left.append((h, g, d))
+            } else {
+                presentMax = max(presentMax ?? 0, d.lver)
+            }
         }
-    }
-}
-
-extension IOResult {
-    var reads: [[UInt8]] {
-        guard case .read(let r) = self else { preconditionFailure("expected a read result") }
-        return r
+        for l in left {
+            let zero = l.dblock.isEmpty && l.dblock.flags == 0
+            var beaten = false
+            if let top = presentMax { beaten = top > l.dblock.lver || (top == l.dblock.lver && l.dblock.bal == 0) }
+            if zero || beaten { context.dominated[l.host] = l.generation }
+        }
     }
 }

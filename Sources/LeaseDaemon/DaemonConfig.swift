@@ -1,14 +1,6 @@
 import Foundation
 
-/// What to do, at start, with leases the previous incarnation of the daemon held (recorded in
-/// `<run_dir>/leases.json`). Our rejoin bumps the host generation, so other hosts already treat
-/// them as free; the policy says what *this* host does with them.
-public enum OrphanPolicy: String, Sendable, CaseIterable {
-    /// Acquire each (the old generation cannot refuse) and release it: the leader ends free.
-    case release
-    /// Acquire each and hold it as an orphan until a local acquire adopts it.
-    case adopt
-}
+@_exported import HostCore
 
 /// Every daemon option. Each is a flag of `diskleased` and a `key = value` line of the config
 /// file (`/etc/disklease/diskleased.conf` by default); flags win over the file.
@@ -18,12 +10,11 @@ public struct DaemonConfig: Sendable {
     public var lockspaces: [String] = []
     public var ioTimeout = 10
     public var watchdogFireSeconds = 60
-    public var viewMaxAge: Int? = nil
-    public var ballotMax: Int? = nil
     /// live, full: the read mode of ballots (full is sanlock's; live falls back to full when
     /// a sanlock host is seen).
     public var readMode = "live"
-    /// Unique host name prefix (a random suffix is added per start).
+    /// The host name in our delta leases (`dl:` is added): stable across restarts, so a
+    /// restart takes the same-name fast path. Default: the node name and machine id.
     public var hostName: String? = nil
     /// Besides root, who may use the socket.
     public var allowUIDs: [UInt32] = []
@@ -41,6 +32,8 @@ public struct DaemonConfig: Sendable {
     /// Storage-loss drill: while this file exists, every I/O of the daemon fails as if the
     /// device were gone (a detached LUN), so fencing can be exercised on a healthy disk.
     public var faultFile: String? = nil
+    /// The program the guard process runs (`PROGRAM --guard`); nil runs no guard.
+    public var guardProgram: String? = nil
 
     public init() {}
 
@@ -81,8 +74,6 @@ public struct DaemonConfig: Sendable {
         case "lockspace": lockspaces.append(value)
         case "io-timeout": ioTimeout = try int()
         case "watchdog-fire-timeout": watchdogFireSeconds = try int()
-        case "view-max-age": viewMaxAge = try int()
-        case "ballot-max": ballotMax = try int()
         case "read-mode":
             guard value == "live" || value == "full" else { throw Bad(message: "read-mode is live or full") }
             readMode = value

@@ -3,6 +3,7 @@ import DeltaLease
 import DiskLeaseClient
 import DiskPaxos
 import Foundation
+import HostCore
 import LeaseRunner
 import Metrics
 
@@ -33,7 +34,21 @@ struct DaemonMetrics {
         if !ok { renewalFailures.increment() }
     }
 
-    func fenced() { fencings.increment() }
+    func fenced(lockspace: String) { fencings.increment() }
+
+    func stateSaveFailed() { Counter(label: "disklease_state_save_failures_total").increment() }
+
+    /// Figures from one finished operation of the host core.
+    func record(_ out: HostOutput, trace: IOTrace, seconds: Double, lockspace: String) {
+        switch out {
+        case .renew(let r):
+            renewal(seconds: seconds, ok: (try? r.get()) != nil)
+        case .acquire(let r, _):
+            ballot(trace: trace, result: r)
+        default:
+            break
+        }
+    }
 
     func requestFailed(_ op: RequestOp, _ code: ErrorCode) {
         Counter(label: "disklease_request_errors_total", dimensions: [("op", op.rawValue), ("code", code.rawValue)]).increment()

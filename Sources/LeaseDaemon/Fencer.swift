@@ -1,4 +1,5 @@
 import Foundation
+import HostCore
 import Logging
 
 #if canImport(Glibc)
@@ -7,54 +8,56 @@ import Glibc
 
 /// Stops one lease holder when its lockspace fails: the kill hook first (it may stop a VM
 /// cleanly, or fence its I/O), then SIGTERM, then SIGKILL, each after a grace period, as
-/// sanlock's killpath, SIGTERM and SIGKILL escalation does.
-struct Fencer {
+/// sanlock's killpath, SIGTERM and SIGKILL escalation does. Every signal goes to the process
+/// that held the lease (pid and start time, through a pidfd), never to a reused pid.
+struct Fencer: Sendable {
     let killHook: String?
     let killGrace: Int
     let termGrace: Int
     let log: Logger
 
-    func stop(pid: Int32, lockspace: String, resource: String) {
-        let meta: Logger.Metadata = ["pid": "\(pid)", "lockspace": "\(lockspace)", "resource": "\(resource)"]
+    /// Returns true once the process is confirmed gone, false if it outlived SIGKILL (stuck in
+    /// uninterruptible I/O: only the watchdog's reset will stop it).
+    func stop(_ v: Victim) -> Bool {
+        let p = v.process
+        let meta: Logger.Metadata = ["pid": "\(v.pid)", "lockspace": "\(v.lockspace)", "resource": "\(v.resource)"]
+        if !ProcessIdentity.alive(p) { return true }
         if let hook = killHook {
             log.warning("running kill hook", metadata: meta.merging(["hook": "\(hook)"]) { $1 })
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: hook)
-            p.arguments = [String(pid), lockspace, resource]
+            let h = Process()
+            h.executableURL = URL(fileURLWithPath: hook)
+            h.arguments = [String(v.pid), v.lockspace, v.resource]
             do {
-                try p.run()
-                if !waitExit(pid, seconds: killGrace, hook: p) { log.warning("kill hook grace expired", metadata: meta) }
-                if p.isRunning { p.terminate() }
+                try h.run()
+                if !waitGone(p, seconds: killGrace, hook: h) { log.warning("kill hook grace expired", metadata: meta) }
+                if h.isRunning { h.terminate() }
             } catch {
                 log.error("kill hook failed to start", metadata: meta.merging(["error": "\(error)"]) { $1 })
             }
         }
-        if !alive(pid) { return log.notice("holder stopped", metadata: meta) }
+        if !ProcessIdentity.alive(p) { return done(meta) }
         log.warning("sending SIGTERM", metadata: meta)
-        kill(pid, SIGTERM)
-        if waitExit(pid, seconds: termGrace, hook: nil) { return log.notice("holder stopped", metadata: meta) }
+        ProcessIdentity.signal(p, SIGTERM)
+        if waitGone(p, seconds: termGrace, hook: nil) { return done(meta) }
         log.warning("sending SIGKILL", metadata: meta)
-        kill(pid, SIGKILL)
-        _ = waitExit(pid, seconds: 5, hook: nil)
-        log.notice("holder killed", metadata: meta)
+        ProcessIdentity.signal(p, SIGKILL)
+        if waitGone(p, seconds: 5, hook: nil) { return done(meta) }
+        log.critical("holder survived SIGKILL", metadata: meta)
+        return false
     }
 
-    /// Waits up to `seconds` for `pid` to exit (and the hook too, when given).
-    func waitExit(_ pid: Int32, seconds: Int, hook: Process?) -> Bool {
-        let end = Date().addingTimeInterval(Double(seconds))
-        while Date() < end {
-            if !alive(pid) && !(hook?.isRunning ?? false) { return true }
-            Thread.sleep(forTimeInterval: 0.05)
+    private func done(_ meta: Logger.Metadata) -> Bool {
+        log.notice("holder stopped", metadata: meta)
+        return true
+    }
+
+    /// Waits up to `seconds` for `p` to be gone (and the hook too, when given).
+    func waitGone(_ p: ProcessRef, seconds: Int, hook: Process?) -> Bool {
+        let end = HostClocks.mono() + Int64(seconds) * 1_000_000_000
+        while HostClocks.mono() < end {
+            if !ProcessIdentity.alive(p) && !(hook?.isRunning ?? false) { return true }
+            usleep(50_000)
         }
-        return !alive(pid)
-    }
-
-    /// Whether `pid` still runs (a zombie counts as exited).
-    func alive(_ pid: Int32) -> Bool {
-        if kill(pid, 0) != 0 { return false }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
-        let state = stat[stat.index(close, offsetBy: 2)...].prefix(1)
-        return state != "Z" && state != "X"
+        return !ProcessIdentity.alive(p)
     }
 }

@@ -87,13 +87,13 @@ public final class SocketServer: @unchecked Sendable {
     private func serve(_ fd: Int32, id: UInt64) {
         defer { close(fd) }
         guard let p = peer(fd) else { return }
-        let me = ClientIdentity(id: id, pid: p.pid, uid: p.uid, gid: p.gid)
+        let me = ClientIdentity(id: id, pid: p.pid, uid: p.uid, gid: p.gid, startTime: ProcessIdentity.startTime(p.pid) ?? 0)
         guard permitted(uid: p.uid, gid: p.gid) else {
             log.warning("refused connection: uid not permitted", metadata: ["pid": "\(p.pid)", "uid": "\(p.uid)", "gid": "\(p.gid)"])
             refuse(fd, WireError(.permission, "uid \(p.uid) is not allowed to use diskleased"))
             return
         }
-        defer { daemon.clientClosed(id) }
+        defer { daemon.clientGone(me) }
         var buffer = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 8192)
         while true {

@@ -1,3 +1,5 @@
+import CDirectIO
+import DiskLeaseClient
 import Foundation
 import Logging
 
@@ -5,48 +7,62 @@ import Logging
 import Glibc
 #endif
 
-/// The Linux watchdog device, fed while every lockspace renews in time. If a lockspace's
-/// renewals fail, feeding stops and the host resets `watchdog_fire_timeout` later unless the
-/// daemon stops cleanly (which disarms it with the magic close). Without a device the daemon
-/// relies on self-fencing only, and says so.
-final class Watchdog: @unchecked Sendable {
+/// The Linux watchdog device, fed while the host core says it may be (every lockspace renews
+/// in time, or every holder of a failed one is confirmed gone). If feeding stops the host
+/// resets `watchdog-fire-timeout` later unless the daemon stops cleanly (magic close).
+///
+/// Guarantees: the device's own timeout is set to watchdog-fire-timeout and read back, since
+/// host_dead_seconds (what other hosts wait before taking our leases over) assumes exactly
+/// that; a configured device that cannot be opened or set is a start error, as sanlock fails
+/// add_lockspace. Only `watchdog-device = none` runs without one, and says so loudly.
+public final class Watchdog: @unchecked Sendable {
+    private let lock = NSLock()
     private var fd: Int32 = -1
     let log: Logger
 
-    init(device: String, log: Logger) {
+    init(device: String, timeoutSeconds: Int, log: Logger) throws(WireError) {
         self.log = log
         guard device != "none" else {
-            log.critical("no watchdog device configured: relying on self-fencing only (kill hook, SIGTERM, SIGKILL); a hung host cannot be reset")
+            log.critical("no watchdog device (watchdog-device = none): relying on the kill hook, SIGTERM, SIGKILL and the guard process only; a hung host cannot be reset")
             return
         }
-        guard FileManager.default.fileExists(atPath: device) else {
-            log.critical("watchdog device missing: relying on self-fencing only (kill hook, SIGTERM, SIGKILL); a hung host cannot be reset",
-                         metadata: ["device": "\(device)"])
-            return
+        let f = open(device, O_WRONLY | O_CLOEXEC)
+        guard f >= 0 else {
+            throw WireError(.io, "watchdog device \(device): cannot open: \(String(cString: strerror(errno))) (set watchdog-device = none to run without one)")
         }
-        fd = open(device, O_WRONLY | O_CLOEXEC)
-        if fd < 0 {
-            log.critical("cannot open the watchdog device: relying on self-fencing only",
-                         metadata: ["device": "\(device)", "error": "\(String(cString: strerror(errno)))"])
-        } else {
-            log.notice("watchdog armed", metadata: ["device": "\(device)"])
+        var actual: Int32 = 0
+        let set = cdio_watchdog_set_timeout(f, Int32(timeoutSeconds))
+        let got = cdio_watchdog_get_timeout(f, &actual)
+        guard set == 0, got == 0, Int(actual) == timeoutSeconds else {
+            var v = UInt8(ascii: "V")
+            _ = write(f, &v, 1)
+            close(f)
+            throw WireError(.io, "watchdog device \(device): timeout is \(actual)s, not the \(timeoutSeconds)s host_dead_seconds assumes (set: \(-set), get: \(-got))")
         }
+        fd = f
+        log.notice("watchdog armed", metadata: ["device": "\(device)", "timeout_s": "\(actual)"])
     }
 
-    var armed: Bool { fd >= 0 }
+    var armed: Bool { lock.withLock { fd >= 0 } }
 
     func feed() {
-        guard fd >= 0 else { return }
-        var b: UInt8 = 0
-        _ = write(fd, &b, 1)
+        lock.withLock {
+            guard fd >= 0 else { return }
+            if cdio_watchdog_keepalive(fd) != 0 {
+                var b: UInt8 = 0
+                _ = write(fd, &b, 1)
+            }
+        }
     }
 
     /// Magic close: a clean stop must not reset the host.
-    func disarm() {
-        guard fd >= 0 else { return }
-        var v = UInt8(ascii: "V")
-        _ = write(fd, &v, 1)
-        close(fd)
-        fd = -1
+    public func disarm() {
+        lock.withLock {
+            guard fd >= 0 else { return }
+            var v = UInt8(ascii: "V")
+            _ = write(fd, &v, 1)
+            close(fd)
+            fd = -1
+        }
     }
 }

@@ -21,6 +21,12 @@ public struct AreaLayout: Hashable, Sendable {
         return offset + UInt64(hostID - 1) * ss
     }
 
+    /// The membership epoch sector of a lockspace area (sector max_hosts, unused by sanlock).
+    public var epochOffset: UInt64 { offset + UInt64(geometry.maxHosts) * ss }
+
+    /// Every delta-lease slot of a lockspace area, as one range (sectors 0..<max_hosts).
+    public var slotsLength: Int { geometry.maxHosts * geometry.sectorSize }
+
     public var leaderOffset: UInt64 { offset }
     public var requestOffset: UInt64 { offset + ss }
 

@@ -19,6 +19,9 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     case badNumHosts(numHosts: Int, maxHosts: Int)
     /// The area holds nothing (all zero) where a record was expected.
     case emptyArea(offset: UInt64)
+    /// A field's value (from disk or a request) is outside what can be used: arithmetic on
+    /// it would overflow, or it names nothing valid.
+    case outOfRange(field: String, value: UInt64, offset: UInt64)
 
     public var description: String {
         func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
@@ -37,6 +40,7 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .badName(what, name, max): return "invalid \(what) name '\(name)': 1 to \(max) bytes, no ':' or NUL"
         case let .badNumHosts(n, m): return "num_hosts \(n) is out of range 1...\(m)"
         case let .emptyArea(o): return "offset \(o): no lease area here (all zero)"
+        case let .outOfRange(f, v, o): return "offset \(o): \(f) \(v) is out of range"
         }
     }
 
@@ -45,7 +49,7 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case let .badMagic(o, _, _), let .clearedLease(o), let .badVersion(o, _, _), let .badChecksum(o, _, _),
             let .lockspaceMismatch(o, _, _), let .resourceMismatch(o, _, _), let .numHostsTooSmall(o, _, _),
-            let .badSectorSize(o, _), let .sectorSizeMismatch(o, _, _), let .emptyArea(o):
+            let .badSectorSize(o, _), let .sectorSizeMismatch(o, _, _), let .emptyArea(o), let .outOfRange(_, _, o):
             return o
         case .badGeometry, .hostIDOutOfRange, .badName, .badNumHosts:
             return nil

@@ -13,6 +13,9 @@ struct EventQueue {
 
     var isEmpty: Bool { heap.isEmpty }
 
+    /// Every pending event, in no particular order.
+    var entries: [Entry] { heap }
+
     mutating func push(at time: Nanos, _ kind: Simulation.EventKind, tiebreak: UInt64) {
         heap.append(Entry(time: time, tiebreak: tiebreak, kind: kind))
         var i = heap.count - 1

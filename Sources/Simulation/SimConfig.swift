@@ -2,7 +2,7 @@ import DeltaLease
 import DiskPaxos
 import LeaseFormat
 
-/// Which faults a run injects, as probabilities per I/O or per host event.
+/// Which faults a run injects, as probabilities per host tick (or per I/O for I/O faults).
 public struct FaultRates: Sendable, Hashable {
     /// An I/O takes between 0.2 and 0.9 io_timeout instead of a few milliseconds.
     public var slowIO = 0.05
@@ -10,75 +10,82 @@ public struct FaultRates: Sendable, Hashable {
     public var timeoutIO = 0.02
     /// An I/O fails with EIO (a write may or may not have landed).
     public var eio = 0.01
-    /// A host crashes at a scheduling point (in-flight writes land or are lost, sector by sector).
-    public var crash = 0.002
-    /// A host's process pauses; one pause in five outlasts host_dead_seconds.
-    public var pause = 0.002
+    /// A write that times out lands much later than usual (up to 6·io_timeout): a commit
+    /// landing after newer ones moves the leader back.
+    public var lateLanding = 0.2
+    /// The host loses power (everything stops; in-flight writes land or are lost, sector by
+    /// sector) and boots again a few seconds later.
+    public var hostCrash = 0.001
+    /// Of crashed hosts, how many stay down past host_dead_seconds (others then call them
+    /// DEAD while their blocks still carry what they last wrote).
+    public var longOutage = 0.25
+    /// The host crashes right after issuing a write.
+    public var crashOnWrite = 0.004
+    /// The daemon is SIGKILLed (its holders and the fencer go on) and restarted later.
+    public var daemonCrash = 0.002
+    /// The daemon is SIGSTOPped for a while (one in five past host_dead), then SIGCONTinued.
+    public var daemonPause = 0.002
+    /// The whole host is suspended (its monotonic clock stops, the boot clock does not).
+    public var suspend = 0.001
     /// A host's storage path fails for a while (every I/O times out), as a detached LUN would.
     public var storageLoss = 0.001
-    /// Only the path to the lockspace fails for a while (lockspace and resources on different
-    /// LUNs): renewals and view refreshes time out while ballots go on.
+    /// Only the path to the lockspace fails for a while: renewals time out, ballots go on.
     public var lockspacePathLoss = 0.003
     public var lockspaceLossMaxSeconds = 10
-    /// A host crashes right after issuing a write (its sectors land or not, one by one).
-    public var crashOnWrite = 0.01
-    /// A host that holds nothing and has no write in flight leaves the lockspace (timestamp 0,
-    /// as rem_lockspace) and joins again a few seconds later: its slot turns FREE, others drop
-    /// its block once shown stale, and its rejoin needs no host_dead wait, so joins meet
-    /// ballots that do not read the joiner.
-    public var leave = 0.002
+    /// rem_lockspace, whatever is in flight (holders must have released), and add again later.
+    public var leave = 0.003
     /// Hosts' clocks run at rates within ±this of each other (e.g. 1e-4 = 100 ppm).
     public var clockRateSpread = 1e-4
+    /// Each host picks its own io_timeout (1–3 s) and watchdog timeout instead of sharing one.
+    public var perHostTimeouts = true
+    /// A fenced holder on a host with a watchdog ignores SIGKILL (stuck in uninterruptible
+    /// I/O): only the watchdog's reset stops it, and the fencer cannot confirm it gone.
+    public var unkillable = 0.2
+    /// When an acquire has read a phase and is about to write, its host is disrupted: its
+    /// daemon stops for 2–6·io_timeout or past host_dead, or it leaves the lockspace, or
+    /// every host outside the lockspace joins right then. The timings membership mistakes
+    /// need; rare by chance, so the churn profile aims at them.
+    public var midBallot = 0.0
 
     public init() {}
 
-    /// Many joins and late renewals: hosts crash and rejoin often, and the lockspace path drops
-    /// for short spells, so views of 2N–viewMaxAge age meet fresh joiners. This is the profile
-    /// that exposes join-wait and view-age mistakes.
+    /// Many joins, leaves and crashes: membership changes meet ballots all the time.
     public static let joinStorm: FaultRates = {
         var f = FaultRates()
-        f.crash = 0.01
-        f.crashOnWrite = 0.02
+        f.hostCrash = 0.004
+        f.daemonCrash = 0.006
+        f.crashOnWrite = 0.01
         f.lockspacePathLoss = 0.05
         f.lockspaceLossMaxSeconds = 3
-        f.pause = 0.001
-        f.leave = 0.01
+        f.leave = 0.02
         return f
     }()
 
-    /// The join-storm profile for whole-second time (`SimConfig.coarse`): no clock-rate
-    /// spread, since exact ties are the point, and many slow I/Os so that ballots last whole
-    /// multiples of a second and end exactly at their bound.
+    /// For whole-second time: no clock-rate spread (exact ties are the point) and many slow
+    /// I/Os, so events meet at the same instants in every order the seed picks.
     public static let coarseClock: FaultRates = {
         var f = FaultRates.joinStorm
         f.slowIO = 0.5
         f.clockRateSpread = 0
-        f.leave = 0.1
+        f.leave = 0.05
         return f
     }()
 
-    /// For `SimConfig.boundary`: leaves and rejoins instead of crashes, few failed I/Os (a
-    /// chain of exact instants breaks at any fault), half the I/Os a whole second slow.
-    public static let boundary: FaultRates = {
+    /// Membership churn aimed at ballots in flight: many leaves and rejoins, slow I/O, and
+    /// ballots disrupted between their reads and writes (`midBallot`).
+    public static let churn: FaultRates = {
         var f = FaultRates()
-        f.slowIO = 0.5
-        f.clockRateSpread = 0
-        f.leave = 0.1
-        f.crash = 0.001
-        f.crashOnWrite = 0.002
-        f.timeoutIO = 0.005
-        f.eio = 0.002
-        f.lockspacePathLoss = 0.002
-        f.lockspaceLossMaxSeconds = 3
-        f.storageLoss = 0.0005
-        f.pause = 0.001
+        f.slowIO = 0.3
+        f.leave = 0.01
+        f.midBallot = 0.3
         return f
     }()
 
     public static let none: FaultRates = {
         var f = FaultRates()
-        f.slowIO = 0; f.timeoutIO = 0; f.eio = 0; f.crash = 0; f.pause = 0; f.storageLoss = 0; f.clockRateSpread = 0
-        f.lockspacePathLoss = 0; f.crashOnWrite = 0; f.leave = 0
+        f.slowIO = 0; f.timeoutIO = 0; f.eio = 0; f.lateLanding = 0; f.hostCrash = 0; f.crashOnWrite = 0
+        f.daemonCrash = 0; f.daemonPause = 0; f.suspend = 0; f.storageLoss = 0; f.lockspacePathLoss = 0
+        f.leave = 0; f.clockRateSpread = 0; f.perHostTimeouts = false; f.unkillable = 0; f.midBallot = 0
         return f
     }()
 }
@@ -86,64 +93,57 @@ public struct FaultRates: Sendable, Hashable {
 /// One simulation run's parameters. A run is fully determined by these and the seed.
 public struct SimConfig: Sendable, Hashable {
     public var seed: UInt64
+    /// Hosts running the daemon's host core.
     public var hosts = 3
+    /// Hosts running `disklease direct` commands (no daemon, no fencing): join, then renew,
+    /// acquire with live reads, hold briefly, release.
+    public var directHosts = 1
     public var resources = 2
+    /// Local processes per daemon host that acquire, convert, request and release leases.
+    public var processesPerHost = 2
     /// Events to process (every I/O completion, write landing, wake-up and tick is one).
-    public var steps = 3000
+    public var steps = 4000
     public var geometry = Geometry.g512_1M
-    public var timeouts = SimConfig.timeouts(ioTimeout: 1, watchdog: 4)
-
-    /// The simulator's bounds for an io_timeout: viewMaxAge and ballotMaxDuration at 3N keep
-    /// the join wait (6N + 1) inside the 8N renewal-fail window, so the windows the rules
-    /// guard actually occur.
-    public static func timeouts(ioTimeout: Int, watchdog: Int) -> Timeouts {
-        Timeouts(ioTimeoutSeconds: ioTimeout, watchdogFireSeconds: watchdog,
-                 viewMaxAgeSeconds: 3 * ioTimeout, ballotMaxDurationSeconds: 3 * ioTimeout)
-    }
+    /// io_timeout and watchdog timeout when hosts share them (and the base when they do not).
+    public var ioTimeout = 1
+    public var watchdogSeconds = 4
+    /// Kill grace + term grace: how long the fencer may take to stop a holder.
+    public var fenceGraceSeconds = 2
     /// When set, every latency, tick and restart delay is a whole multiple of this, and all
-    /// clocks run at one rate: events meet exactly at the bounds (a view exactly viewMaxAge
-    /// old, a ballot exactly ballotMaxDuration long, a join exactly joinWait ago) and their
-    /// order at that instant is the seed's choice. Boundary mistakes (`<` for `<=`) show here;
-    /// nanosecond time almost never meets a bound exactly.
+    /// clocks run at one rate: events meet exactly, in the order the seed picks.
     public var quantum: Nanos? = nil
-    /// Whole-quantum time only: the seed's choices lean towards the bounds instead of being
-    /// uniform (each with odds `aimOdds`). An acquire waits until the view is exactly
-    /// viewMaxAge old; a phase-2 write lands exactly when its ballot reaches
-    /// ballotMaxDuration, and the rest of that ballot takes no time; a host that left rejoins
-    /// at the instant another host, which has shown its old block stale and holds nothing,
-    /// starts a renewal; a host's first acquire at the end of its join wait takes no time.
-    /// Every choice stays one the real system could make; only their odds change.
-    public var aimAtBounds = false
-    /// How often each aimed choice is taken when aiming.
-    public var aimOdds = 0.8
     public var mode = ReadMode.live
     public var faults = FaultRates()
     public var mutations: SafetyMutations = []
     /// Probability that an acquire asks for a shared lease.
-    public var sharedRatio = 0.2
+    public var sharedRatio = 0.25
 
     public init(seed: UInt64) { self.seed = seed }
 
-    /// The whole-second profile: io_timeout 2, watchdog 8, viewMaxAge 3, ballotMaxDuration 2
-    /// (join wait 6), one-second quantum, join-storm faults. A joiner's join takes 2·io_timeout
-    /// = 4 s, so its first ballot can fall exactly at join wait, and slow I/Os of one second
-    /// make a ballot exactly 2 s long.
+    /// The whole-second profile: one-second quantum, join-storm faults, one contended resource.
     public static func coarse(seed: UInt64) -> SimConfig {
         var c = SimConfig(seed: seed)
         c.quantum = Clock.seconds(1)
-        c.timeouts = Timeouts(ioTimeoutSeconds: 2, watchdogFireSeconds: 8, viewMaxAgeSeconds: 3, ballotMaxDurationSeconds: 2)
+        c.ioTimeout = 2
+        c.watchdogSeconds = 8
         c.faults = .coarseClock
         c.resources = 1
         return c
     }
 
-    /// The whole-second profile with the seed aiming at the bounds (`aimAtBounds`): the
-    /// profile that must catch a join wait equal to its bound.
-    public static func boundary(seed: UInt64) -> SimConfig {
-        var c = coarse(seed: seed)
-        c.aimAtBounds = true
-        c.faults = .boundary
-        c.hosts = 2  // a third host's ballots mostly end the race before it starts
+    /// Four daemon hosts and a direct host on one resource, with the churn faults.
+    public static func churn(seed: UInt64) -> SimConfig {
+        var c = SimConfig(seed: seed)
+        c.faults = .churn
+        c.hosts = 4
+        c.resources = 1
+        return c
+    }
+
+    public static func joinStorm(seed: UInt64) -> SimConfig {
+        var c = SimConfig(seed: seed)
+        c.faults = .joinStorm
+        c.resources = 1
         return c
     }
 }

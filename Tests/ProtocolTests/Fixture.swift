@@ -18,7 +18,7 @@ final class ProtocolFixture: @unchecked Sendable {
         self.timeouts = timeouts
         device = MemoryDevice(size: (1 + resources) * geometry.alignSize, alignment: geometry.sectorSize)
         lockspace = AreaLayout(offset: 0, geometry: geometry)
-        device.load(try! InitImage.lockspace(space: "LS", geometry: geometry, ioTimeout: UInt8(timeouts.ioTimeoutSeconds).asU16).final, at: 0)
+        device.load(try! InitImage.lockspace(space: "LS", geometry: geometry, ioTimeout: UInt16(timeouts.ioTimeoutSeconds)).final, at: 0)
         for r in 0..<resources {
             let image = try! InitImage.resource(space: "LS", resource: "r\(r)", geometry: geometry, numHosts: numHosts ?? geometry.maxHosts)
             device.load(image.final, at: (1 + r) * geometry.alignSize)
@@ -50,13 +50,17 @@ final class ProtocolFixture: @unchecked Sendable {
             }
         }
         clock += Clock.seconds(1)
-        view.markRefreshed(at: clock)
         return view
     }
 
+    /// The membership as the slots and the epoch on the device are now.
+    func membership() -> Membership {
+        let epoch = EpochStamp(sector: device.contents(at: Int(lockspace.epochOffset), length: geometry.sectorSize))
+        return Membership(epoch: epoch, slotBytes: device.contents(at: 0, length: lockspace.slotsLength), layout: lockspace, space: "LS")
+    }
+
     func context(for us: Int, hosts: [Int], mode: ReadMode) -> BallotContext {
-        BallotContext(view: liveView(for: us, hosts: hosts), joinedAt: 0, mode: mode)
+        let view = liveView(for: us, hosts: hosts)
+        return BallotContext(lockspace: lockspace, membership: membership(), view: view, mode: mode)
     }
 }
-
-extension UInt8 { var asU16: UInt16 { UInt16(self) } }

@@ -8,37 +8,39 @@ import Testing
 /// Exact I/O figures of an uncontended acquire (bytes and round trips are exact and asserted;
 /// time never is).
 @Suite struct IOFigureTests {
-    @Test func liveModeReadsSixSectorsThreeTimesWithFourLiveHosts() throws {
+    /// Leader, request, our dblock and three others', plus the epoch sector in the same submit.
+    @Test func liveModeReadsSixSectorsAndTheEpochThreeTimesWithFourLiveHosts() throws {
         let f = ProtocolFixture()
         let ctx = f.context(for: 1, hosts: [1, 2, 3, 4], mode: .live)
-        var op = PaxosAcquire(resource: f.resource(), host: PaxosHost(hostID: 1, generation: 1), context: ctx, timeouts: f.timeouts, seed: 1)
+        var op = PaxosAcquire(resource: f.resource(), host: PaxosHost(hostID: 1, generation: 1), context: ctx, seed: 1)
         var trace = IOTrace()
         let grant = try f.runner.run(&op, trace: &trace).get()
         #expect(grant.lver == 1 && grant.ballots == 1)
-        #expect(trace.bytesRead == 3 * 6 * 512)
+        #expect(trace.bytesRead == 3 * (6 + 1) * 512)
         #expect(trace.reads == 3 && trace.writes == 3)
         #expect(trace.roundTrips <= 6)
-        // Every read is a single contiguous request: sectors 0..5.
-        for case .read(let r) in trace.actions { #expect(r == [IORange(offset: 1 << 20, length: 6 * 512)]) }
+        // Every read is one contiguous request for sectors 0..5 and the epoch sector.
+        let epoch = IORange(offset: f.lockspace.epochOffset, length: 512)
+        for case .read(let r) in trace.actions { #expect(r == [IORange(offset: 1 << 20, length: 6 * 512), epoch]) }
     }
 
     @Test func fullModeReadsTheWholeAreaThreeTimes() throws {
         let f = ProtocolFixture()
         let ctx = f.context(for: 1, hosts: [1, 2, 3, 4], mode: .full)
-        var op = PaxosAcquire(resource: f.resource(), host: PaxosHost(hostID: 1, generation: 1), context: ctx, timeouts: f.timeouts, seed: 1)
+        var op = PaxosAcquire(resource: f.resource(), host: PaxosHost(hostID: 1, generation: 1), context: ctx, seed: 1)
         var trace = IOTrace()
         _ = try f.runner.run(&op, trace: &trace).get()
-        #expect(trace.bytesRead == 3 << 20)
+        #expect(trace.bytesRead == 3 << 20 + 3 * 512)
         #expect(trace.roundTrips == 6)
     }
 
     @Test func fourKSectorsLiveReadIsSixSectors() throws {
         let f = ProtocolFixture(geometry: .g4K_8M)
         let ctx = f.context(for: 2, hosts: [1, 2, 3, 4], mode: .live)
-        var op = PaxosAcquire(resource: f.resource(), host: PaxosHost(hostID: 2, generation: 1), context: ctx, timeouts: f.timeouts, seed: 1)
+        var op = PaxosAcquire(resource: f.resource(), host: PaxosHost(hostID: 2, generation: 1), context: ctx, seed: 1)
         var trace = IOTrace()
         _ = try f.runner.run(&op, trace: &trace).get()
-        #expect(trace.bytesRead == 3 * 6 * 4096)
+        #expect(trace.bytesRead == 3 * (6 + 1) * 4096)
     }
 
     @Test func plannerMergesThroughCheapGapsAndKeepsFarHostsSeparate() {

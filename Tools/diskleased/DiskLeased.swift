@@ -22,10 +22,8 @@ struct DiskLeased: AsyncParsableCommand {
     @Option(help: "Lockspace to join at start, name:host_id:path:offset (repeatable).") var lockspace: [String] = []
     @Option(help: "io_timeout in seconds (default 10).") var ioTimeout: Int?
     @Option(help: "Watchdog fire timeout in seconds (default 60).") var watchdogFireTimeout: Int?
-    @Option(help: "viewMaxAge in seconds (default 3·io_timeout).") var viewMaxAge: Int?
-    @Option(help: "ballotMaxDuration in seconds (default 4·io_timeout).") var ballotMax: Int?
     @Option(help: "Ballot reads: live (default; full when a sanlock host is seen) or full.") var readMode: String?
-    @Option(help: "Host name prefix in delta leases (default: the node name).") var hostName: String?
+    @Option(help: "Host name in delta leases, stable across restarts (default: the node name and machine id).") var hostName: String?
     @Option(help: "A uid allowed on the socket besides root (repeatable).") var allowUid: [UInt32] = []
     @Option(help: "A gid allowed on the socket besides root (repeatable).") var allowGid: [UInt32] = []
     @Option(help: "Program run per holder when a lockspace fails: HOOK <pid> <lockspace> <resource>.") var killHook: String?
@@ -35,6 +33,8 @@ struct DiskLeased: AsyncParsableCommand {
     @Option(help: "Leases of the previous incarnation: release or adopt (default release).") var orphans: String?
     @Option(help: "Serve Prometheus metrics on 127.0.0.1:PORT.") var metricsPort: Int?
     @Option(help: "Storage-loss drill: while this file exists every I/O fails.") var faultFile: String?
+    @Flag(name: .customLong("guard"), help: .hidden) var guardProcess = false
+
 
     func resolved() throws -> DaemonConfig {
         var c = DaemonConfig()
@@ -47,8 +47,6 @@ struct DiskLeased: AsyncParsableCommand {
         c.lockspaces += lockspace
         if let v = ioTimeout { c.ioTimeout = v }
         if let v = watchdogFireTimeout { c.watchdogFireSeconds = v }
-        if let v = viewMaxAge { c.viewMaxAge = v }
-        if let v = ballotMax { c.ballotMax = v }
         if let v = readMode {
             guard v == "live" || v == "full" else { throw ValidationError("--read-mode is live or full") }
             c.readMode = v
@@ -76,6 +74,10 @@ struct DiskLeased: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if guardProcess {
+            // The independent guard (see GuardLink): its own process, its own loop.
+            GuardProcess.run(termGrace: max(1, termGrace ?? 5))
+        }
         let c: DaemonConfig
         do {
             c = try resolved()
@@ -90,7 +92,11 @@ struct DiskLeased: AsyncParsableCommand {
         }
         let log = Logger(label: "diskleased")
         try FileManager.default.createDirectory(atPath: c.runDir, withIntermediateDirectories: true)
-        let service = DaemonService(config: c, log: log)
+        var config = c
+        if config.guardProgram == nil {
+            config.guardProgram = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        }
+        let service = DaemonService(config: config, log: log)
         let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: log)
         try await group.run()
     }
@@ -104,21 +110,26 @@ struct DaemonService: Service {
     func run() async throws {
         // Before any metric exists: handles made earlier would stay on the no-op backend.
         let render = config.metricsPort.map { _ in DaemonMetricsExport.bootstrap() }
-        let daemon = Daemon(config: config, logger: log)
+        let daemon: Daemon
+        do {
+            daemon = try Daemon(config: config, logger: log)
+        } catch {
+            log.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(74)
+        }
         let server = SocketServer(daemon: daemon, log: log)
-        let watchdog = daemon.armWatchdog()
         if let failure = start(daemon, server, render) {
             log.critical("cannot start", metadata: ["error": "\(failure)"])
             server.stop()
-            watchdog.disarm()
+            daemon.watchdog.disarm()
             throw ExitCode(failure.code == .badRequest ? 64 : 74)
         }
-        log.info("diskleased started", metadata: ["run_dir": "\(config.runDir)", "pid": "\(getpid())"])
+        log.info("diskleased started", metadata: ["run_dir": "\(config.runDir)", "pid": "\(getpid())", "host_name": "\(daemon.hostName)"])
         try? await gracefulShutdown()
         log.info("stopping")
         server.stop()
         daemon.shutdown()
-        watchdog.disarm()
+        daemon.watchdog.disarm()
     }
 
     func start(_ daemon: Daemon, _ server: SocketServer, _ render: (@Sendable () -> String)?) -> WireError? {

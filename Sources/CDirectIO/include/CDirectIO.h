@@ -62,4 +62,30 @@ int64_t cdio_event_result(const struct io_event *ev);
 size_t cdio_iocb_size(void);
 size_t cdio_event_size(void);
 
+/// A mutex and a condition variable whose timed waits use CLOCK_MONOTONIC (a wall-clock
+/// step never stretches or shortens a wait). Allocated and freed by these calls.
+typedef struct cdio_monitor cdio_monitor;
+cdio_monitor *cdio_monitor_create(void);
+void cdio_monitor_destroy(cdio_monitor *m);
+void cdio_monitor_lock(cdio_monitor *m);
+void cdio_monitor_unlock(cdio_monitor *m);
+void cdio_monitor_broadcast(cdio_monitor *m);
+/// Waits (lock held) until signalled or the CLOCK_MONOTONIC time `deadline_ns`; negative waits
+/// without a deadline. Returns 0 when signalled (or spuriously woken), 1 on timeout.
+int cdio_monitor_wait(cdio_monitor *m, int64_t deadline_ns);
+
+/// CLOCK_MONOTONIC and CLOCK_BOOTTIME in nanoseconds.
+int64_t cdio_monotonic_ns(void);
+int64_t cdio_boottime_ns(void);
+
+/// pidfd_open(2) and pidfd_send_signal(2): a process handle that cannot come to name another
+/// process after the pid is reused. Return the fd / 0, or -errno.
+int cdio_pidfd_open(int32_t pid);
+int cdio_pidfd_send_signal(int pidfd, int sig);
+
+/// Linux watchdog ioctls: set and read the timeout (seconds), and keepalive. 0 or -errno.
+int cdio_watchdog_set_timeout(int fd, int seconds);
+int cdio_watchdog_get_timeout(int fd, int *seconds);
+int cdio_watchdog_keepalive(int fd);
+
 #endif
