@@ -116,8 +116,11 @@ public struct LiveView: Sendable, Hashable {
     /// our reads is not evidence (sanlock reads every slot every renewal; we read a slot when
     /// it matters: an owner we wait for, a member scan, a join).
     public func state(of hostID: Int, now: Nanos) -> HostState {
-        guard let o = hosts[hostID], o.timestamp != 0 else { return .free }
         if hostID == ourHostID { return .live }
+        // A slot we have never read is not free: it is unknown (only a read that found
+        // timestamp 0 makes a host FREE).
+        guard let o = hosts[hostID] else { return .unknown }
+        if o.timestamp == 0 { return .free }
         let io = o.ioTimeout > 0 ? o.ioTimeout : timeouts.ioTimeoutSeconds
         let unchangedFor = o.lastCheck - o.lastLive
         if unchangedFor <= Clock.seconds(Timeouts.failSeconds(ioTimeout: io)) {

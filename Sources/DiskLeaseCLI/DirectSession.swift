@@ -19,12 +19,18 @@ struct DirectSession {
     /// When our last renewal started, on our monotonic clock.
     private(set) var renewedAt: Nanos
 
-    init(host: DirectHost, record: LeaderRecord, membership: Membership, renewedAt: Nanos) {
+    init(host: DirectHost, record: LeaderRecord, membership: Membership, renewedAt: Nanos, snapshot: AreaSnapshot? = nil) {
         self.host = host
         self.record = record
         self.membership = membership
         self.renewedAt = renewedAt
         view = LiveView(ourHostID: host.spec.hostID, timeouts: host.timeouts)
+        if let snapshot { view.refresh(snapshot, layout: host.layout, space: host.spec.name) }
+    }
+
+    /// The session right after our own join.
+    init(host: DirectHost, joined j: DeltaJoin.Joined) {
+        self.init(host: host, record: j.record, membership: j.membership, renewedAt: j.writtenAt, snapshot: j.snapshot)
     }
 
     var paxosHost: PaxosHost { PaxosHost(hostID: host.spec.hostID, generation: record.ownerGeneration) }

@@ -26,6 +26,7 @@ struct DirectStress: ParsableCommand {
     @Option(help: "Stop after this many seconds.") var seconds = 30
     @Option(help: "Ballot reads: live (the read set of docs/AGREEMENT.md) or full.") var mode: ReadMode = .live
     var readMode: ReadMode { mode }
+    @Flag(name: .customLong("trace"), help: .hidden) var traceAcquires = false
 
     func run() throws {
         try reporting {
@@ -35,8 +36,7 @@ struct DirectStress: ParsableCommand {
                                                 hostName: name, timeouts: host.timeouts, nonce: rng.next()))
             let res = try host.resource(resource)
             let me = PaxosHost(hostID: lockspace.hostID, generation: joined.generation)
-            var session = DirectSession(host: host, record: joined.record, membership: joined.membership,
-                                        renewedAt: joined.writtenAt)
+            var session = DirectSession(host: host, joined: joined)
             try session.renew(scan: false)
             let deadline = MonotonicClock.now() + Clock.seconds(seconds)
             var highestMbal: UInt64 = 0
@@ -53,6 +53,7 @@ struct DirectStress: ParsableCommand {
                 let out = host.runner.run(&op, trace: &trace)
                 session.adopt(op.finalContext)
                 highestMbal = max(highestMbal, op.highestMbal)
+                if traceAcquires { FileHandleStream.stderr.write("h\(lockspace.hostID) acquire -> \(out) repairs \(op.leaderRepairs) rebuilds \(op.membershipRebuilds) epoch \(ctx.membership.epoch) present \(ctx.membership.presentHosts)\n") }
                 guard case .success(let grant) = out else {
                     usleep(UInt32(2_000 + rng.next() % 20_000))
                     continue

@@ -91,7 +91,7 @@ public struct PaxosAcquire: LeaseOperation {
     enum Phase {
         case initialRead, phase1Write, phase1Read, phase2Write, phase2Read, commitWrite
         case sharedCheckRead, sharedClearWrite, sharedModeWrite, leaderReleaseRead, leaderReleaseWrite
-        case convertFinishWrite, abortSleep, retryLeaderRead, retractWrite, rebuildRead, done
+        case convertFinishWrite, abortSleep, retryLeaderRead, retractWrite, rebuildRead, refusalRetractWrite, done
     }
 
     public init(resource: PaxosResource, host: PaxosHost, context: BallotContext,
@@ -147,7 +147,7 @@ public struct PaxosAcquire: LeaseOperation {
             return afterSharedCheck(result.reads, now: now)
         case .sharedClearWrite:
             return finishExclusive(now: now)
-        case .sharedModeWrite:
+        case .sharedModeWrite, .refusalRetractWrite:
             phase = .leaderReleaseRead
             return .perform(.read([IORange(offset: layout.leaderOffset, length: ss)]))
         case .leaderReleaseRead:
@@ -414,9 +414,17 @@ public struct PaxosAcquire: LeaseOperation {
             }
         }
         if !live.isEmpty {
+            // We won this version but may not use it: our block says RELEASED for it before
+            // the leader is released, so it stays released even if the leader is later moved
+            // back by a late commit and we ballot this version again (found by the spin model:
+            // without it, a re-decided EX met an SH granted at the next version).
             pendingFailure = .sharedHolders(live)
-            phase = .leaderReleaseRead
-            return .perform(.read([IORange(offset: layout.leaderOffset, length: ss)]))
+            retractedLver = committed.lver
+            var d = dblock
+            d.flags = PaxosDblock.flagReleased
+            dblock = d
+            phase = .refusalRetractWrite
+            return .perform(.write([ourSector(d)]))
         }
         if clear.isEmpty { return finishExclusive(now: now) }
         phase = .sharedClearWrite
@@ -595,3 +603,4 @@ public struct PaxosAcquire: LeaseOperation {
         }
     }
 }
+

@@ -113,6 +113,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Feeds one event to the core and carries out what it says.
     func submit(_ event: HostEvent) {
+        var answers: [(RequestID, HostReply, UInt64)] = []
         let effects: [HostEffect] = state.withLock { s in
             let out = s.core.step(event, now: HostClocks.now())
             var rest: [HostEffect] = []
@@ -122,8 +123,7 @@ public final class Daemon: @unchecked Sendable {
                     s.stateVersion += 1
                     s.pendingLeases = leases
                 case let .reply(id, r):
-                    s.replies[id] = r
-                    s.replyVersion[id] = s.stateVersion
+                    answers.append((id, r, s.stateVersion))
                 default:
                     rest.append(e)
                 }
@@ -132,6 +132,16 @@ public final class Daemon: @unchecked Sendable {
         }
         state.broadcast()
         for e in effects { carryOut(e) }
+        // Answers go out after this step's effects (its logs, its operations) are under way,
+        // and each waits for the state file to hold what it depends on.
+        guard !answers.isEmpty else { return }
+        state.withLock { s in
+            for (id, r, version) in answers {
+                s.replies[id] = r
+                s.replyVersion[id] = version
+            }
+        }
+        state.broadcast()
     }
 
     func carryOut(_ e: HostEffect) {
@@ -145,6 +155,9 @@ public final class Daemon: @unchecked Sendable {
                 let (out, trace) = perform(op, on: devices, lane: lane)
                 metrics.record(out, trace: trace, seconds: Double(HostClocks.mono() - started) / 1e9, lockspace: name)
                 submit(.finished(id, out))
+                if case .renew = out, let hosts = query({ core, now in core.hostStatus(name, now: now) }) {
+                    metrics.hosts(hosts, lockspace: name)
+                }
             }
         case let .fence(name, victims, reason):
             metrics.fenced(lockspace: name)

@@ -54,10 +54,10 @@ struct DaemonMetrics {
         Counter(label: "disklease_request_errors_total", dimensions: [("op", op.rawValue), ("code", code.rawValue)]).increment()
     }
 
-    func hosts(_ hosts: [HostInfo], lockspace: String) {
+    func hosts(_ hosts: [HostStatus], lockspace: String) {
         for s in HostState.allCases {
             Gauge(label: "disklease_hosts", dimensions: [("lockspace", lockspace), ("state", s.rawValue)])
-                .record(hosts.filter { $0.state == s.rawValue }.count)
+                .record(hosts.filter { $0.state == s }.count)
         }
     }
 
