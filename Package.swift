@@ -74,6 +74,7 @@ let package = Package(
         .testTarget(name: "LeaseFormatTests", dependencies: ["LeaseFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DirectIOTests", dependencies: ["DirectIO", "TestSupport"]),
         .testTarget(name: "ProtocolTests", dependencies: ["DeltaLease", "DiskPaxos", "LeaseRunner", "LeaseFormat", "DirectIO", "Simulation"]),
+        .testTarget(name: "HostCoreTests", dependencies: ["HostCore", "DeltaLease", "DiskPaxos", "LeaseFormat", "DirectIO", "LeaseRunner"]),
         .testTarget(name: "CLITests", dependencies: ["DiskLeaseCLI", "LeaseFormat", "DirectIO", "TestSupport", "disklease"]),
         .testTarget(name: "DaemonTests", dependencies: ["DiskLeaseClient", "LeaseFormat", "TestSupport", "disklease", "diskleased"]),
     ]
