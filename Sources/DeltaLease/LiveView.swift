@@ -106,8 +106,18 @@ public struct LiveView: Sendable, Hashable {
 
     /// Takes from `other` (a copy of this view that an operation refreshed) every host it read
     /// more recently than we did.
+    /// Two reads dated the same instant are ordered by what they saw: a later generation, then
+    /// within one a later timestamp, and timestamp 0 (a leave) after any other.
     public mutating func merge(_ other: LiveView) {
-        for (h, o) in other.hosts where (hosts[h]?.lastCheck ?? .min) < o.lastCheck { hosts[h] = o }
+        func newer(_ a: HostObservation, than b: HostObservation) -> Bool {
+            if a.lastCheck != b.lastCheck { return a.lastCheck > b.lastCheck }
+            if a.generation != b.generation { return a.generation > b.generation }
+            return (a.timestamp == 0 ? .max : a.timestamp) > (b.timestamp == 0 ? .max : b.timestamp)
+        }
+        for (h, o) in other.hosts {
+            guard let mine = hosts[h] else { hosts[h] = o; continue }
+            if newer(o, than: mine) { hosts[h] = o }
+        }
     }
 
     /// sanlock's host_status rules (SANLOCK-FORMAT.md §4.7), judged on what our reads showed:

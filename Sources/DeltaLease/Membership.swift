@@ -51,6 +51,13 @@ public struct Membership: Sendable, Hashable {
     /// One slot's state, nil when unused. A slot that fails its checks is present: a damaged
     /// record may hide a live host, and reading one block too many is always safe.
     public static func classify(_ bytes: [UInt8], at o: Int, deviceOffset: UInt64, space: String) -> SlotState? {
+        // Owner and timestamp both zero: never used (or freshly initialised), whatever else
+        // the sector holds; a sector write is atomic, so no live host hides behind that.
+        let (owner, ts): (UInt64, UInt64) = bytes.withUnsafeBytes {
+            (UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: o + 32, as: UInt64.self)),
+             UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: o + 152, as: UInt64.self)))
+        }
+        if owner == 0 && ts == 0 { return nil }
         let r = LeaderRecord(decoding: bytes, at: o)
         let ok = (try? LeaderRecord.verifyDelta(bytes, at: o, deviceOffset: deviceOffset, space: space)) != nil
         if !ok { return bytes[o..<o + LeaderRecord.size].isAllZero ? nil : .present(generation: r.ownerGeneration, name: r.resourceName) }

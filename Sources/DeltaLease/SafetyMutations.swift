@@ -30,6 +30,9 @@ public struct SafetyMutations: OptionSet, Sendable, Hashable {
     /// Host core: renewal errors that must fence at once (our slot taken or changed) are
     /// treated as ordinary failed renewals.
     public static let ignoreFenceAtOnce = SafetyMutations(rawValue: 1 << 11)
+    /// Paxos: a ballot forgets the version of its own write still in flight (rule 7's floor),
+    /// so its block can go back to a lower lver and hide a committed version.
+    public static let noLverFloor = SafetyMutations(rawValue: 1 << 12)
 
     /// Every mutant by its command-line name.
     public static let named: [(String, SafetyMutations)] = [
@@ -39,5 +42,6 @@ public struct SafetyMutations: OptionSet, Sendable, Hashable {
         ("convertRetractWithoutShared", .convertRetractWithoutShared), ("epochWithDelta", .epochWithDelta),
         ("dropLeftAtOnce", .dropLeftAtOnce), ("feedWatchdogWhileVictimLives", .feedWatchdogWhileVictimLives),
         ("restartWithoutKillingLeftovers", .restartWithoutKillingLeftovers), ("ignoreFenceAtOnce", .ignoreFenceAtOnce),
+        ("noLverFloor", .noLverFloor),
     ]
 }

@@ -205,6 +205,7 @@ struct DirectAcquire: ParsableCommand {
                 let out = host.runner.run(&running, trace: &trace)
                 session.adopt(running.finalContext)
                 options.minimumMbal = max(options.minimumMbal, running.highestMbal)
+                options.minimumLver = running.highestLver
                 switch out {
                 case .success(let g):
                     FileHandleStream.stdout.write("acquired \(resource.lockspace):\(resource.name) lver \(g.lver)\(g.shared ? " shared" : "")\n")

@@ -37,6 +37,12 @@ public struct PaxosAcquire: LeaseOperation {
         /// this incarnation). A timed-out write may land after a later read, so the disk alone
         /// cannot tell us; ballots never go below it.
         public var minimumMbal: UInt64 = 0
+        /// The highest lver this host has written in its block for this resource. Such a
+        /// write was issued after reading the leader at lver − 1 (or rule 7's evidence), so
+        /// it proves that version committed even while the write itself has not landed (a
+        /// timed-out write that lands after our next read): the next ballot is never for a
+        /// lower version, and our block never goes back.
+        public var minimumLver: UInt64 = 0
         public init(shared: Bool = false, noWait: Bool = false, requiredLver: UInt64? = nil,
                     convertFromShared: Bool = false, maxBallots: Int = 16) {
             self.shared = shared
@@ -80,6 +86,9 @@ public struct PaxosAcquire: LeaseOperation {
     public var finalContext: BallotContext { context }
     /// The highest mbal this acquire wrote (carry it into the next one as `minimumMbal`).
     public private(set) var highestMbal: UInt64 = 0
+    /// The highest lver this acquire (or an earlier one, per `minimumLver`) wrote in our block
+    /// (carry it into the next one as `minimumLver`).
+    public var highestLver: UInt64 { max(options.minimumLver, lastWritten?.lver ?? 0) }
     /// Membership rebuilds this acquire did (epoch changes seen).
     public var membershipRebuilds: Int { rebuilds }
     /// The last dblock this acquire wrote in our sector, if any: whatever this host writes
@@ -200,6 +209,7 @@ public struct PaxosAcquire: LeaseOperation {
         // Everything is judged afresh from a new initial read: new members' blocks (their
         // mbal and lver) have never been read. Our accepted value survives in our block.
         options.minimumMbal = max(options.minimumMbal, highestMbal)
+        options.minimumLver = highestLver
         return start(now: now)
     }
 
@@ -238,6 +248,8 @@ public struct PaxosAcquire: LeaseOperation {
             if h == host.hostID { dblock = d }
         }
         noteDominated(examined, sectors)
+        // Our own block may still show an older write of ours than one in flight.
+        if !context.mutations.contains(.noLverFloor) { frontier = max(frontier, options.minimumLver) }
         plan = makePlan(numHosts: numHosts, now: now)
         do {
             let next = try Checked.add(l.lver, 1, field: "leader lver", offset: layout.leaderOffset)
@@ -298,6 +310,8 @@ public struct PaxosAcquire: LeaseOperation {
         precondition(ourMbal > options.minimumMbal || options.minimumMbal == 0, "mbal went backwards")
         precondition(ourMbal >= dblock.mbal, "mbal went backwards")
         precondition(nextLver >= dblock.lver || dblock.lver == 0, "lver went backwards")
+        precondition(nextLver >= options.minimumLver || context.mutations.contains(.noLverFloor),
+                     "lver below one we wrote before")
         highestMbal = max(highestMbal, ourMbal)
         // Disk Paxos keeps a host's accepted value (bal, inp) across its ballots for the same
         // instance. sanlock's phase 1 zeroes them; then a host whose decided value's commit

@@ -128,7 +128,13 @@ public struct HostCore: Sendable {
     /// Every holding, as the state file keeps it (an SH grant shared by several processes is
     /// one entry per process).
     public func persistedLeases() -> [PersistedLease] {
-        holdings.keys.sorted().flatMap { k in holdings[k]!.map(\.persisted) }
+        let held = holdings.keys.sorted().flatMap { k in holdings[k]!.map(\.persisted) }
+        // Fenced holders not yet confirmed gone go in too: a restart must stop them first.
+        let fencing = stopping.keys.sorted { $0.pid < $1.pid }.map { p in
+            PersistedLease(lockspace: stopping[p]!, resource: "*", path: "", offset: 0, lver: 0, shared: false, pid: p.pid,
+                           startTime: p.startTime, persistent: false, orphan: false, releaseRequested: false, fenced: true)
+        }
+        return held + fencing
     }
 
     mutating func nonce() -> UInt64 { rng.next() }
@@ -162,7 +168,7 @@ public struct HostCore: Sendable {
 
     mutating func start(_ previous: [PersistedLease]) {
         started = true
-        for l in previous { self.previous[l.lockspace, default: []].append(l) }
+        for l in previous where l.fenced != true { self.previous[l.lockspace, default: []].append(l) }
         // Holders of the previous incarnation may still run (the daemon was killed, its VMs
         // were not): they are stopped before we feed the watchdog or rejoin under our name.
         var leftovers: [Victim] = []
@@ -176,6 +182,7 @@ public struct HostCore: Sendable {
                 ["holders": leftovers.map(\.description).joined(separator: ", ")])
             if !mutations.contains(.restartWithoutKillingLeftovers) {
                 for v in leftovers { stopping[v.process] = v.lockspace }
+                persist()
                 emit(.fence(lockspace: "", victims: leftovers, reason: "holder of the previous incarnation"))
             }
         }
@@ -185,6 +192,7 @@ public struct HostCore: Sendable {
     mutating func victimGone(_ p: ProcessRef) {
         guard let ls = stopping.removeValue(forKey: p) else { return }
         unconfirmed.remove(p)
+        persist()
         log(.notice, "holder stopped", ["pid": "\(p.pid)", "lockspace": ls])
         for name in lockspaces.keys.sorted() { driveLockspace(name) }
     }
@@ -244,7 +252,7 @@ public struct HostCore: Sendable {
     }
 
     public func leases(pid: Int32? = nil) -> [PersistedLease] {
-        persistedLeases().filter { pid == nil || ($0.pid == pid! && !$0.orphan) }
+        persistedLeases().filter { $0.fenced != true && (pid == nil || ($0.pid == pid! && !$0.orphan)) }
     }
 
     public func lockspaceSetup(_ name: String) -> LockspaceSetup? { lockspaces[name]?.setup }

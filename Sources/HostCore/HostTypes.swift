@@ -106,8 +106,12 @@ public struct PersistedLease: Sendable, Hashable, Codable {
     public var persistent: Bool
     public var orphan: Bool
     public var releaseRequested: Bool
+    /// A holder being stopped after its lockspace failed, not yet confirmed gone: the next
+    /// incarnation must stop it before it feeds the watchdog, and has no lease to recover.
+    public var fenced: Bool?
     public init(lockspace: String, resource: String, path: String, offset: UInt64, lver: UInt64, shared: Bool, pid: Int32,
-                startTime: UInt64, persistent: Bool, orphan: Bool, releaseRequested: Bool) {
+                startTime: UInt64, persistent: Bool, orphan: Bool, releaseRequested: Bool, fenced: Bool? = nil) {
+        self.fenced = fenced
         self.lockspace = lockspace
         self.resource = resource
         self.path = path

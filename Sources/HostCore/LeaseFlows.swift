@@ -107,6 +107,7 @@ extension HostCore {
                 guard let ctx = ls.ballotContext(for: k.name, mutations: mutations) else { return false }
                 var options = PaxosAcquire.Options(shared: false, noWait: true, convertFromShared: true)
                 options.minimumMbal = ls.highestMbal[k.name] ?? 0
+                options.minimumLver = ls.highestLver[k.name] ?? 0
                 let op = PaxosAcquire(resource: h.grant.resource, host: h.grant.host, context: ctx, options: options, seed: nonce())
                 startResourceOp(k, .convert(id, c, toShared: false), .acquire(op))
             }
@@ -144,6 +145,7 @@ extension HostCore {
         case let (.resource(k, .convert(rid, c, toShared)), .acquire(r, op)):
             let prior = lockspaces[k.lockspace]?.highestMbal[k.name] ?? 0
             lockspaces[k.lockspace]?.highestMbal[k.name] = max(prior, op.highestMbal)
+            lockspaces[k.lockspace]?.highestLver[k.name] = op.highestLver
             // A failed convert ballot wrote our block past the SH grant's: what we write there
             // next (the release) must carry that, not the grant's older block.
             if case .failure = r, let written = op.lastWritten, holdings[k] != nil {

@@ -144,6 +144,7 @@ extension HostCore {
         ctx.mode = ls.setup.mode
         var options = PaxosAcquire.Options(shared: w.req.shared, noWait: !w.req.wait, requiredLver: w.req.requiredLver)
         options.minimumMbal = ls.highestMbal[k.name] ?? 0
+        options.minimumLver = ls.highestLver[k.name] ?? 0
         let resource = PaxosResource(space: k.lockspace, name: k.name, layout: AreaLayout(offset: w.req.offset, geometry: ls.setup.layout.geometry))
         let op = PaxosAcquire(resource: resource, host: PaxosHost(hostID: ls.setup.hostID, generation: ls.generation),
                               context: ctx, options: options, seed: nonce())
@@ -161,6 +162,7 @@ extension HostCore {
         let ctx = op.finalContext
         ls.dominated[k.name] = ctx.dominated
         ls.highestMbal[k.name] = max(ls.highestMbal[k.name] ?? 0, op.highestMbal)
+        ls.highestLver[k.name] = op.highestLver
         if op.membershipRebuilds > 0 {
             // The operation read the slots again: its view saw what ours has not.
             ls.view.merge(ctx.view)

@@ -30,6 +30,8 @@ struct LockspaceCore: Sendable {
     var view: LiveView
     var dominated: [String: [Int: UInt64]] = [:]
     var highestMbal: [String: UInt64] = [:]
+    /// The highest lver we wrote in our block per resource (`PaxosAcquire.Options.minimumLver`).
+    var highestLver: [String: UInt64] = [:]
     /// Hosts whose slots every renewal reads: owners and shared holders we wait for.
     var watched: [Int: Set<ResourceKey>] = [:]
     /// Hosts we asked to release something, and until when their bit stays set (mono).
@@ -336,14 +338,12 @@ extension HostCore {
             for w in waiters[k]! where !w.abandoned { fail(w.request, .fenced, "lockspace \(name) \(ls.detail)") }
             waiters[k] = nil
         }
+        for v in victims { stopping[v.process] = name }
         persist()
         log(.critical, "lockspace failed: revoking leases", ["lockspace": name, "reason": why,
                                                             "holders": victims.map(\.description).joined(separator: ", ")])
         failJoinWaiters(name, .fenced, "lockspace \(name) \(ls.detail)")
-        if !victims.isEmpty {
-            for v in victims { stopping[v.process] = name }
-            emit(.fence(lockspace: name, victims: victims, reason: why))
-        }
+        if !victims.isEmpty { emit(.fence(lockspace: name, victims: victims, reason: why)) }
     }
 
     // MARK: - Leaving (rule 5)

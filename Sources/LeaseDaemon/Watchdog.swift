@@ -18,36 +18,49 @@ import Glibc
 public final class Watchdog: @unchecked Sendable {
     private let lock = NSLock()
     private var fd: Int32 = -1
+    private let device: String?
+    private let timeoutSeconds: Int
     let log: Logger
 
+    /// Checks the device now; it is opened at the first feed the host core allows, since
+    /// opening it starts (or restarts) its countdown: a daemon restarted while a holder of its
+    /// previous incarnation may still run must not extend the reset that would stop it.
     init(device: String, timeoutSeconds: Int, log: Logger) throws(WireError) {
         self.log = log
+        self.timeoutSeconds = timeoutSeconds
         guard device != "none" else {
+            self.device = nil
             log.critical("no watchdog device (watchdog-device = none): relying on the kill hook, SIGTERM, SIGKILL and the guard process only; a hung host cannot be reset")
             return
         }
-        let f = open(device, O_WRONLY | O_CLOEXEC)
-        guard f >= 0 else {
+        guard access(device, W_OK) == 0 else {
             throw WireError(.io, "watchdog device \(device): cannot open: \(String(cString: strerror(errno))) (set watchdog-device = none to run without one)")
         }
-        var actual: Int32 = 0
-        let set = cdio_watchdog_set_timeout(f, Int32(timeoutSeconds))
-        let got = cdio_watchdog_get_timeout(f, &actual)
-        guard set == 0, got == 0, Int(actual) == timeoutSeconds else {
-            var v = UInt8(ascii: "V")
-            _ = write(f, &v, 1)
-            close(f)
-            throw WireError(.io, "watchdog device \(device): timeout is \(actual)s, not the \(timeoutSeconds)s host_dead_seconds assumes (set: \(-set), get: \(-got))")
-        }
-        fd = f
-        log.notice("watchdog armed", metadata: ["device": "\(device)", "timeout_s": "\(actual)"])
+        self.device = device
     }
 
     var armed: Bool { lock.withLock { fd >= 0 } }
 
+    /// Opens, sets the timeout and reads it back on first use; afterwards a keepalive.
     func feed() {
         lock.withLock {
-            guard fd >= 0 else { return }
+            guard let device else { return }
+            if fd < 0 {
+                let f = open(device, O_WRONLY | O_CLOEXEC)
+                guard f >= 0 else {
+                    log.critical("watchdog device cannot be opened: not fed", metadata: ["device": "\(device)", "error": "\(String(cString: strerror(errno)))"])
+                    return
+                }
+                var actual: Int32 = 0
+                let set = cdio_watchdog_set_timeout(f, Int32(timeoutSeconds))
+                let got = cdio_watchdog_get_timeout(f, &actual)
+                if set != 0 || got != 0 || Int(actual) != timeoutSeconds {
+                    log.critical("watchdog timeout differs from watchdog-fire-timeout: other hosts' host_dead_seconds assume it",
+                                 metadata: ["device": "\(device)", "timeout_s": "\(actual)", "configured_s": "\(timeoutSeconds)"])
+                }
+                fd = f
+                log.notice("watchdog armed", metadata: ["device": "\(device)", "timeout_s": "\(actual)"])
+            }
             if cdio_watchdog_keepalive(fd) != 0 {
                 var b: UInt8 = 0
                 _ = write(fd, &b, 1)

@@ -71,9 +71,9 @@ extension Simulation {
     func checkBeliefs() {
         for r in resources.indices {
             var holders: [(who: String, belief: Belief)] = []
-            for host in hosts where host.running(at: now) {
-                for (pid, p) in host.processes.sorted(by: { $0.key < $1.key }) where p.alive {
-                    if let b = p.beliefs[r] { holders.append(("h\(host.id)/pid\(pid)", b)) }
+            for host in hosts where host.running(at: now) && !host.believers.isEmpty {
+                for pid in host.believers.sorted() {
+                    if let p = host.processes[pid], p.alive, let b = p.beliefs[r] { holders.append(("h\(host.id)/pid\(pid)", b)) }
                 }
             }
             for d in directs where d.powered {

@@ -39,7 +39,8 @@ extension Simulation {
         hc.mutations = config.mutations
         hc.orphans = rng.next() % 2 == 0 ? .release : .adopt
         host.core = HostCore(config: hc, seed: rng.next())
-        if host.hasWatchdog { host.watchdogArmed = true; feedWatchdog(host) }
+        // The device is opened (which starts, or restarts, its countdown) only at the first
+        // feed the core allows: a restart with a holder still stuck must not extend it.
         debug("host \(host.id) daemon incarnation \(host.incarnation) starts; state file \(host.stateFile.count) leases")
         feed(host, .start(previous: host.stateFile))
         feed(host, .addLockspace(setup(for: host), reply: nil, waitJoined: false))
@@ -84,8 +85,7 @@ extension Simulation {
                     guard let p = host.processes[v.pid], p.alive, p.client.startTime == v.startTime else { continue }
                     debug("host \(host.id) resumes past its lease: pid \(v.pid) stopped before it runs")
                     stats.victimsKilled += 1
-                    host.processes[v.pid]!.alive = false
-                    host.processes[v.pid]!.beliefs = [:]
+                    host.processes[v.pid] = nil
                 }
             }
         }
@@ -101,10 +101,37 @@ extension Simulation {
         // Processes waiting for an answer see the connection close; holders go on running.
         for pid in host.processes.keys.sorted() {
             host.processes[pid]!.waiting = nil
-            if host.processes[pid]!.beliefs.isEmpty { host.processes[pid]!.alive = false }
+            if host.processes[pid]!.beliefs.isEmpty { host.processes[pid] = nil }
         }
-        schedule(at: now + Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(3)))),
-                 .daemonStart(host: host.id, cycle: host.powerCycle))
+        // The kernel keeps a dying process until its AIO has completed (exit_aio waits), and
+        // the run-dir lock is released only then: the next incarnation starts after the last
+        // write of this one has landed, or been lost.
+        var lastLanding = now
+        for e in queue.entries {
+            if case let .land(h, c, inc, _, _) = e.kind, h == host.id, c == host.powerCycle, inc == host.incarnation {
+                lastLanding = max(lastLanding, e.time)
+            }
+        }
+        let restart = now + Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(3))))
+        schedule(at: max(restart, lastLanding + (config.quantum ?? 1)), .daemonStart(host: host.id, cycle: host.powerCycle))
+    }
+
+    /// Power loss: every write of the host still in flight is on the array now or never.
+    func settleWritesAtPowerLoss(host h: Int, cycle: Int) {
+        var pending: [EventQueue.Entry] = []
+        queue.removeAll { e in
+            if case let .land(hh, c, _, _, _) = e.kind, hh == h, c == cycle { pending.append(e); return true }
+            return false
+        }
+        var after: UInt64? = nil
+        for e in pending.sorted(by: { ($0.time, $0.tiebreak) < ($1.time, $1.tiebreak) }) {
+            guard case let .land(_, _, inc, offset, _) = e.kind else { continue }
+            if rng.next() % 2 == 0 {
+                notePending(IOSource(host: h, cycle: cycle, incarnation: inc, op: 0, token: 0), sector: offset, delta: -1)
+                continue
+            }
+            after = enqueue(at: now, e.kind, after: after)
+        }
     }
 
     func crashHost(_ host: SimHost, why: String) {
@@ -115,12 +142,7 @@ extension Simulation {
         host.core = nil
         host.ops = [:]
         host.processes = [:]
-        let cycle = host.powerCycle
-        // Writes still in flight land or are lost, sector by sector.
-        queue.removeAll { e in
-            if case let .land(h, c, _, _, _) = e.kind, h == host.id, c == cycle { return self.rng.next() % 2 == 0 }
-            return false
-        }
+        settleWritesAtPowerLoss(host: host.id, cycle: host.powerCycle)
         host.powerCycle += 1  // events of the old cycle are dropped; boot() bumps it again
         var down = Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(3))))
         if chance(config.faults.longOutage) { down += Clock.seconds(host.timeouts.hostDeadSeconds + Int(rng.next() % 10)) }
@@ -170,7 +192,10 @@ extension Simulation {
         case .guardState(let g):
             host.guardEntries = g
         case .watchdog(let ok):
-            if ok && host.hasWatchdog && host.watchdogArmed { feedWatchdog(host) }
+            if ok && host.hasWatchdog {
+                host.watchdogArmed = true
+                feedWatchdog(host)
+            }
         case let .log(level, message, meta):
             if message == "orphan adopted" { stats.orphansAdopted += 1 }
             if debugLog && level != .debug { debug("host \(host.id) [\(level)] \(message) \(meta.sorted { $0.key < $1.key })") }
@@ -210,8 +235,7 @@ extension Simulation {
         if let proc = host.processes[p.pid], proc.alive, proc.client.startTime == p.startTime {
             stats.victimsKilled += 1
             debug("host \(host.id) pid \(p.pid) killed (held \(proc.beliefs))")
-            host.processes[p.pid]!.alive = false
-            host.processes[p.pid]!.beliefs = [:]
+            host.processes[p.pid] = nil
         }
         if host.daemonRuns(at: now) {
             feed(host, .victimGone(Victim(pid: p.pid, startTime: p.startTime, lockspace: "sim", resource: "")))

@@ -38,11 +38,7 @@ extension Simulation {
     func directCrash(_ d: SimDirectHost) {
         stats.hostCrashes += 1
         d.powered = false
-        let cycle = d.powerCycle
-        queue.removeAll { e in
-            if case let .land(h, c, _, _, _) = e.kind, h == d.id, c == cycle { return self.rng.next() % 2 == 0 }
-            return false
-        }
+        settleWritesAtPowerLoss(host: d.id, cycle: d.powerCycle)
         d.powerCycle += 1
         schedule(at: now + Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(3)))), .directBoot(host: d.id))
     }
@@ -72,6 +68,7 @@ extension Simulation {
             var options = PaxosAcquire.Options(shared: chance(config.sharedRatio), noWait: true)
             options.refuseIfOurs = true
             options.minimumMbal = d.highestMbal[r] ?? 0
+            options.minimumLver = d.highestLver[r] ?? 0
             directRun(d, .acquire(PaxosAcquire(resource: resources[r], host: PaxosHost(hostID: d.id, generation: d.record!.ownerGeneration),
                                                context: ctx, options: options, seed: rng.next())))
         case .release(let r):
@@ -84,6 +81,11 @@ extension Simulation {
     }
 
     func directRun(_ d: SimDirectHost, _ op: HostOperation) {
+        if debugLog, case .acquire(let a) = op {
+            let v = a.finalContext.view
+            let mono = d.mono(now)
+            debug("direct \(d.id) acquire starts; epoch \(a.finalContext.membership.epoch); view \(v.hosts.keys.sorted().map { "\($0):\(v.state(of: $0, now: mono).rawValue)/g\(v.hosts[$0]!.generation)/ts\(v.hosts[$0]!.timestamp)" })")
+        }
         d.nextToken += 1
         d.op = RunningOp(id: 0, op: op, token: d.nextToken, lane: .ballot)
         directAdvance(d, nil)
@@ -135,8 +137,15 @@ extension Simulation {
             d.view.refresh(s.snapshot, layout: lockspace, space: "sim")
             d.step = .acquire(Int(rng.next() % UInt64(resources.count)))
         case .acquire(let result, let op):
-            if case .acquire(let r) = d.step { d.highestMbal[r] = max(d.highestMbal[r] ?? 0, op.highestMbal) }
+            if case .acquire(let r) = d.step {
+                d.highestMbal[r] = max(d.highestMbal[r] ?? 0, op.highestMbal)
+                d.highestLver[r] = op.highestLver
+            }
             d.membership = op.finalContext.membership
+            if debugLog {
+                let fv = op.finalContext.view
+                debug("direct \(d.id) acquire done: rebuilds \(op.membershipRebuilds) op view 2: \(String(describing: fv.hosts[2])) own view 2: \(String(describing: d.view.hosts[2]))")
+            }
             d.view.merge(op.finalContext.view)
             if case .success(let g) = result, case .acquire(let r) = d.step, d.mono(now) - d.lastRenewal < Clock.seconds(d.timeouts.renewalFailSeconds / 2) {
                 stats.directGrants += 1

@@ -69,7 +69,11 @@ final class SimHost {
     var stateFile: [PersistedLease] = []
     var ops: [OpID: RunningOp] = [:]
     var nextToken = 0
-    var processes: [Int32: SimProcess] = [:]
+    var processes: [Int32: SimProcess] = [:] {
+        didSet { believers = Set(processes.filter { $0.value.alive && !$0.value.beliefs.isEmpty }.keys) }
+    }
+    /// Live processes that believe they hold something (what the checker looks at).
+    private(set) var believers: Set<Int32> = []
     var nextPid: Int32 = 100
     /// Requests in flight, by id: which process asked.
     var requests: [RequestID: Int32] = [:]
@@ -137,6 +141,7 @@ final class SimDirectHost {
     var renewalStart: Nanos = 0
     var view: LiveView
     var highestMbal: [Int: UInt64] = [:]
+    var highestLver: [Int: UInt64] = [:]
     var nextToken = 0
     var lastLandAtSector: [UInt64: (time: Nanos, tiebreak: UInt64)] = [:]
     var inFlight: [UInt64: Int] = [:]

@@ -40,8 +40,9 @@ extension Simulation {
                 // Another host's ballot reaches this point: writes held back elsewhere go now,
                 // so the two ballots interleave.
                 releaseHeldWrites(besides: host)
-                if chance(config.faults.midBallot), let until = disruptMidBallot(host, hold: (id, seq, action)) {
-                    return schedule(at: until, .performLater(host: host.id, cycle: host.powerCycle, op: id, token: seq, action: action))
+                if chance(config.faults.midBallot), let until = disruptMidBallot(host, hold: (id, r.token, seq, action)) {
+                    return schedule(at: until, .performLater(host: host.id, cycle: host.powerCycle, op: id, opToken: r.token,
+                                                             token: seq, action: action))
                 }
             }
             host.ops[id]!.actionsDone = seq
@@ -54,12 +55,15 @@ extension Simulation {
     }
 
     /// An action held back while its daemon was stopped.
-    /// `seq`: which of the operation's actions this is; it goes once.
-    func performLater(_ host: SimHost, cycle: Int, op: OpID, token seq: Int, _ action: IOAction) {
-        guard host.powerCycle == cycle, host.powered, let r = host.ops[op], r.actionsAsked == seq, r.actionsDone < seq else { return }
+    /// `seq`: which of the operation's actions this is; it goes once. `opToken` names the
+    /// operation across daemon incarnations (op ids restart with each incarnation; a killed
+    /// daemon's held-back write never goes).
+    func performLater(_ host: SimHost, cycle: Int, op: OpID, opToken: Int, token seq: Int, _ action: IOAction) {
+        guard host.powerCycle == cycle, host.powered, let r = host.ops[op], r.token == opToken,
+              r.actionsAsked == seq, r.actionsDone < seq else { return }
         if !host.daemonRuns(at: now) {
             return schedule(at: max(host.pausedUntil, host.suspendedUntil, now + 1),
-                            .performLater(host: host.id, cycle: cycle, op: op, token: seq, action: action))
+                            .performLater(host: host.id, cycle: cycle, op: op, opToken: opToken, token: seq, action: action))
         }
         host.ops[op]!.actionsDone = seq
         let src = IOSource(host: host.id, cycle: host.powerCycle, incarnation: host.incarnation, op: op, token: r.token)
@@ -69,13 +73,13 @@ extension Simulation {
     /// The churn profile's aim: disrupts a host whose acquire is between a read and a write.
     /// Returns when the held-back write may go (the daemon stopped, or the write is stuck in
     /// the device queue), or nil when it goes now.
-    func disruptMidBallot(_ host: SimHost, hold: (op: OpID, token: Int, action: IOAction)) -> Nanos? {
+    func disruptMidBallot(_ host: SimHost, hold: (op: OpID, opToken: Int, token: Int, action: IOAction)) -> Nanos? {
         let n = host.timeouts.ioTimeoutSeconds
         switch rng.next() % 5 {
         case 4:
             // The write sits in the device queue until another host's ballot is mid-way (or
             // 6·io_timeout passes), while hosts outside the lockspace join.
-            heldWrites.append((host.id, host.powerCycle, hold.op, hold.token, hold.action))
+            heldWrites.append((host.id, host.powerCycle, hold.op, hold.opToken, hold.token, hold.action))
             rejoinLeftHosts(besides: host)
             return now + Clock.seconds(6 * n)
         case 0:
@@ -105,7 +109,8 @@ extension Simulation {
         heldWrites.removeAll { $0.host != host.id }
         for w in held {
             debug("host \(w.host) op \(w.op): held write goes now")
-            schedule(at: now, .performLater(host: w.host, cycle: w.cycle, op: w.op, token: w.token, action: w.action))
+            schedule(at: now, .performLater(host: w.host, cycle: w.cycle, op: w.op, opToken: w.opToken, token: w.token,
+                                            action: w.action))
         }
     }
 

@@ -63,8 +63,7 @@ extension Simulation {
 
     func exitProcess(_ host: SimHost, _ pid: Int32) {
         let c = host.processes[pid]!.client
-        host.processes[pid]!.alive = false
-        host.processes[pid]!.beliefs = [:]
+        host.processes[pid] = nil
         feed(host, .clientGone(c))
         spawnProcess(host)
     }

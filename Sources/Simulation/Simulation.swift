@@ -48,7 +48,7 @@ public final class Simulation {
     var pendingReads: [Int: PendingRead] = [:]
     var nextRead = 1
     /// Writes the churn profile holds back until another host's ballot is mid-way.
-    var heldWrites: [(host: Int, cycle: Int, op: OpID, token: Int, action: IOAction)] = []
+    var heldWrites: [(host: Int, cycle: Int, op: OpID, opToken: Int, token: Int, action: IOAction)] = []
 
     /// Prints host events as they happen (for replaying one seed by hand).
     public var debugLog = false
@@ -119,7 +119,7 @@ public final class Simulation {
         case victimDies(host: Int, cycle: Int, process: ProcessRef)
         case watchdogFire(host: Int, cycle: Int, serial: Int)
         case rejoin(host: Int, cycle: Int, incarnation: Int)
-        case performLater(host: Int, cycle: Int, op: OpID, token: Int, action: IOAction)
+        case performLater(host: Int, cycle: Int, op: OpID, opToken: Int, token: Int, action: IOAction)
         case victimStuck(host: Int, cycle: Int, victim: Victim)
         case directBoot(host: Int)
         case directWake(host: Int, cycle: Int)
@@ -176,7 +176,8 @@ public final class Simulation {
         case let .victimDies(h, cycle, p): victimDies(hosts[h - 1], cycle: cycle, p)
         case let .watchdogFire(h, cycle, serial): watchdogFire(hosts[h - 1], cycle: cycle, serial: serial)
         case let .rejoin(h, cycle, inc): rejoinLockspace(hosts[h - 1], cycle: cycle, incarnation: inc)
-        case let .performLater(h, cycle, op, token, action): performLater(hosts[h - 1], cycle: cycle, op: op, token: token, action)
+        case let .performLater(h, cycle, op, opToken, token, action):
+            performLater(hosts[h - 1], cycle: cycle, op: op, opToken: opToken, token: token, action)
         case let .victimStuck(h, cycle, v):
             let host = hosts[h - 1]
             if host.powerCycle == cycle, host.daemonRuns(at: now) { feed(host, .victimUnconfirmed(v)) }

@@ -15,7 +15,8 @@ final class DaemonProcess {
     let logPath: String
     let hostID: Int
 
-    init(hostID: Int, lease: String, dir: URL, reuseRunDir: Bool = false, extra: [String] = []) throws {
+    init(hostID: Int, lease: String, dir: URL, reuseRunDir: Bool = false, extra: [String] = [], ioTimeout: Int = 1,
+         environment: [String: String] = [:]) throws {
         self.hostID = hostID
         runDir = dir.appendingPathComponent("host\(hostID)").path
         if !reuseRunDir { try? FileManager.default.removeItem(atPath: runDir) }
@@ -24,12 +25,17 @@ final class DaemonProcess {
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Programs.diskleased)
         process.arguments = ["--config", "/dev/null", "--run-dir", runDir, "--lockspace", "LS:\(hostID):\(lease):0",
-                             "--io-timeout", "1", "--watchdog-fire-timeout", "4", "--kill-grace", "1", "--term-grace", "1",
+                             "--io-timeout", "\(ioTimeout)", "--watchdog-fire-timeout", "4", "--kill-grace", "1", "--term-grace", "1",
                              "--watchdog-device", "none", "--host-name", "h\(hostID)"] + extra
         let log = FileHandle(forWritingAtPath: logPath)!
         log.seekToEndOfFile()
         process.standardOutput = log
         process.standardError = log
+        if !environment.isEmpty {
+            var env = ProcessInfo.processInfo.environment
+            for (k, v) in environment { env[k] = v }
+            process.environment = env
+        }
         try process.run()
     }
 
@@ -69,7 +75,29 @@ final class DaemonProcess {
 
     func kill(_ signal: Int32) {
         Glibc.kill(process.processIdentifier, signal)
-        process.waitUntilExit()
+        if signal != SIGSTOP && signal != SIGCONT { process.waitUntilExit() }
+    }
+
+    /// A holder that proves mutual exclusion: through `client command`, it writes its own
+    /// token into `token` every 20 ms and reads it back 10 ms later; any other writer in
+    /// between is logged as VIOLATION in `log`, and each grant as "host lver".
+    func tokenHolder(_ resource: String, token: String, log: String, extra: [String] = []) -> Process {
+        let script = """
+            echo "\(hostID) $DISKLEASE_LVER" >> \(log)
+            while :; do
+                echo "\(hostID) $$" > \(token)
+                sleep 0.01
+                [ "$(cat \(token) 2>/dev/null)" = "\(hostID) $$" ] || echo "VIOLATION host \(hostID) pid $$ saw $(cat \(token))" >> \(log)
+                sleep 0.01
+            done
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Programs.disklease)
+        p.arguments = ["client", "command", "--run-dir", runDir, "-r", resource] + extra + ["--", "/bin/sh", "-c", script]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try! p.run()
+        return p
     }
 
     deinit {

@@ -26,11 +26,23 @@ import Testing
 
     /// A broken rule is caught at a seed Tools/sim-check.sh's budget found; the same seed
     /// passes with the rule intact.
-    @Test(arguments: [(SafetyMutations.noEpochCheck, UInt64(15)), (.epochCounter, 535), (.restartWithoutKillingLeftovers, 3)])
+    @Test(arguments: [
+        (SafetyMutations.noEpochCheck, UInt64(7)), (.convertRetractWithoutShared, 4),
+        (.restartWithoutKillingLeftovers, 2), (.feedWatchdogWhileVictimLives, 162),
+    ])
     func aBrokenRuleIsCaughtWhereTheBudgetFindsIt(mutation: SafetyMutations, seed: UInt64) {
         var c = SimConfig(seed: seed)
         #expect(Simulation(config: c).run().violation == nil)
         c.mutations = mutation
+        #expect(Simulation(config: c).run().violation != nil)
+    }
+
+    /// A ballot that forgets its own write still in flight ballots a lower version and its
+    /// block goes back (found on the whole-second grid).
+    @Test func forgettingTheLverFloorIsCaught() {
+        var c = SimConfig.coarse(seed: 942)
+        #expect(Simulation(config: c).run().violation == nil)
+        c.mutations = .noLverFloor
         #expect(Simulation(config: c).run().violation != nil)
     }
 }

@@ -130,3 +130,23 @@ public final class LoopDevice {
         public var description: String { "losetup failed: \(message)" }
     }
 }
+
+/// Tools/faultio built once per test run: the LD_PRELOAD shim that delays, hangs, fails or
+/// makes late the io_submit calls of a real process, or shifts its wall clock.
+public enum FaultIO {
+    public static let library: String = {
+        let out = Scratch.packageRoot.appendingPathComponent(".build/faultio/faultio.so").path
+        let src = Scratch.packageRoot.appendingPathComponent("Tools/faultio/faultio.c").path
+        try? FileManager.default.createDirectory(atPath: (out as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let r = Programs.run("gcc", ["-O2", "-shared", "-fPIC", "-o", out, src, "-ldl", "-lpthread"])
+        precondition(r.status == 0, "cannot build faultio: \(r)")
+        return out
+    }()
+
+    /// The environment that preloads it with these settings.
+    public static func environment(_ settings: [String: String]) -> [String: String] {
+        var e = settings
+        e["LD_PRELOAD"] = library
+        return e
+    }
+}
