@@ -19,7 +19,7 @@ struct ClientCommand: ParsableCommand {
             """,
         subcommands: [ClientRegister.self, ClientAddLockspace.self, ClientRemLockspace.self, ClientAcquire.self, ClientCommandRun.self,
                       ClientConvert.self, ClientRelease.self, ClientStatus.self, ClientHostStatus.self, ClientInquire.self,
-                      ClientRequest.self, ClientRaw.self])
+                      ClientRequest.self, ClientRaw.self, ClientFlood.self])
 }
 
 struct ClientOptions: ParsableArguments {

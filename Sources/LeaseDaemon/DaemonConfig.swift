@@ -19,6 +19,11 @@ public struct DaemonConfig: Sendable {
     /// Besides root, who may use the socket.
     public var allowUIDs: [UInt32] = []
     public var allowGIDs: [UInt32] = []
+    /// The socket's group (`socket-group`, a name or a gid): the socket is 0660, so only root
+    /// and this group can connect at all. nil keeps the daemon's own group.
+    public var socketGID: UInt32? = nil
+    /// Connections served at once; more are refused with `busy` (`max-connections`).
+    public var maxConnections = 256
     /// Run when a lockspace fails, once per lease holder: `hook <pid> <lockspace> <resource>`.
     public var killHook: String? = nil
     /// How long the kill hook may take before SIGTERM, and SIGTERM before SIGKILL.
@@ -80,6 +85,11 @@ public struct DaemonConfig: Sendable {
         case "host-name": hostName = value
         case "allow-uid": allowUIDs.append(UInt32(try int()))
         case "allow-gid": allowGIDs.append(UInt32(try int()))
+        case "socket-group": socketGID = try Self.group(value)
+        case "max-connections":
+            let v = try int()
+            guard (1...65_536).contains(v) else { throw Bad(message: "max-connections must be 1...65536") }
+            maxConnections = v
         case "kill-hook": killHook = value
         case "kill-grace": killGraceSeconds = try int()
         case "term-grace": termGraceSeconds = try int()
@@ -90,6 +100,24 @@ public struct DaemonConfig: Sendable {
         case "metrics-port": metricsPort = try int()
         case "fault-file": faultFile = value
         default: throw Bad(message: "unknown key \(key)")
+        }
+    }
+}
+
+extension DaemonConfig {
+    /// A group by name or number.
+    static func group(_ value: String) throws(Bad) -> UInt32 {
+        if let gid = UInt32(value) { return gid }
+        guard let g = getgrnam(value) else { throw Bad(message: "socket-group: no group named \(value)") }
+        return g.pointee.gr_gid
+    }
+
+    /// Sets `key` as a command-line option would (the same checks as the config file).
+    public mutating func set(option key: String, _ value: String) throws(ConfigError) {
+        do {
+            try set(key, value)
+        } catch let m {
+            throw ConfigError(file: "--\(key)", line: 0, message: m.message)
         }
     }
 }

@@ -7,12 +7,16 @@ import Logging
 import Glibc
 #endif
 
-/// The local API: a Unix stream socket, one thread per connection, one JSON request per line.
+/// The local API: a Unix stream socket (mode 0660, group `socket-group`), one thread per
+/// admitted connection, one JSON request per line.
 ///
-/// Guarantees: only root and the configured uids/gids get past the peer-credential check;
-/// a line over `Wire.maxMessageBytes` closes the connection with `too_large`; a line that does
-/// not decode gets `bad_request` and the connection stays usable; nothing a client sends can
-/// stop the daemon. When a connection closes, its process's leases are released.
+/// Guarantees: peer credentials are checked in the accept loop, before any thread exists:
+/// only root and the configured uids/gids are admitted, and at most `max-connections` at once;
+/// everyone else gets the reason from the one refuser thread. A line over
+/// `Wire.maxMessageBytes` closes the connection with `too_large`; a line that does not decode
+/// (an empty line included) gets `bad_request` and the connection stays usable; nothing a
+/// client sends can stop the daemon, and running out of descriptors only slows accepting
+/// down. When a connection closes, its process's leases are released.
 public final class SocketServer: @unchecked Sendable {
     let daemon: Daemon
     let path: String
@@ -20,6 +24,9 @@ public final class SocketServer: @unchecked Sendable {
     private var listenFD: Int32 = -1
     private let lock = NSLock()
     private var nextClient: UInt64 = 1
+    private var active = 0
+    private var refused: [String: Int] = [:]
+    private let refuser = Refuser()
 
     public init(daemon: Daemon, log: Logger) {
         self.daemon = daemon
@@ -44,8 +51,15 @@ public final class SocketServer: @unchecked Sendable {
             close(s)
             throw WireError(.io, "\(path): cannot listen: \(e)")
         }
-        // Permission is decided per connection from SO_PEERCRED; the mode only lets them connect.
-        chmod(path, 0o666)
+        // Who may connect at all: root and the socket group; who may use it is then decided
+        // per connection from SO_PEERCRED.
+        chmod(path, 0o660)
+        if let gid = daemon.config.socketGID, chown(path, UInt32.max, gid) != 0 {
+            let e = String(cString: strerror(errno))
+            close(s)
+            unlink(path)
+            throw WireError(.io, "\(path): cannot give the socket to group \(gid): \(e)")
+        }
         listenFD = s
         let t = Thread { [self] in acceptLoop() }
         t.name = "accept"
@@ -59,20 +73,69 @@ public final class SocketServer: @unchecked Sendable {
     }
 
     private func acceptLoop() {
+        var exhausted = false
         while true {
             let c = accept(listenFD, nil, nil)
             if c < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO: continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    // Out of descriptors or memory: the pending connection stays queued; try
+                    // again shortly instead of spinning or giving up the socket.
+                    if !exhausted { log.error("accept: \(String(cString: strerror(errno))); retrying every 100 ms") }
+                    exhausted = true
+                    usleep(100_000)
+                    continue
+                default:
+                    return  // the listening socket was closed (stop)
+                }
             }
+            exhausted = false
             _ = fcntl(c, F_SETFD, FD_CLOEXEC)
-            lock.lock()
-            let id = nextClient
-            nextClient += 1
-            lock.unlock()
-            Thread.detachNewThread { [self] in serve(c, id: id) }
+            admit(c)
         }
     }
+
+    /// Checks the peer before any thread exists for it.
+    private func admit(_ fd: Int32) {
+        guard let p = peer(fd) else { close(fd); return }
+        guard permitted(uid: p.uid, gid: p.gid) else {
+            noteRefusal("uid not permitted", p)
+            return refuser.refuse(fd, WireError(.permission, "uid \(p.uid) is not allowed to use diskleased"))
+        }
+        lock.lock()
+        guard active < daemon.config.maxConnections else {
+            lock.unlock()
+            noteRefusal("too many connections", p)
+            let max = daemon.config.maxConnections
+            return refuser.refuse(fd, WireError(.busy, "too many connections (max-connections = \(max))"))
+        }
+        active += 1
+        let id = nextClient
+        nextClient += 1
+        lock.unlock()
+        let t = Thread { [self] in
+            serve(fd, id: id, peer: p)
+            lock.withLock { active -= 1 }
+        }
+        t.stackSize = 512 << 10
+        t.start()
+    }
+
+    /// Logs the first refusal for each reason and every 100th after it: a flood must not
+    /// flood the log too.
+    private func noteRefusal(_ why: String, _ p: (pid: Int32, uid: UInt32, gid: UInt32)) {
+        let n = lock.withLock {
+            refused[why, default: 0] += 1
+            return refused[why]!
+        }
+        guard n == 1 || n % 100 == 0 else { return }
+        log.warning("refused connection: \(why)",
+                    metadata: ["pid": "\(p.pid)", "uid": "\(p.uid)", "gid": "\(p.gid)", "refused_total": "\(n)"])
+    }
+
+    /// Connections being served now.
+    public var activeConnections: Int { lock.withLock { active } }
 
     func peer(_ fd: Int32) -> (pid: Int32, uid: UInt32, gid: UInt32)? {
         var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
@@ -84,15 +147,10 @@ public final class SocketServer: @unchecked Sendable {
         uid == 0 || daemon.config.allowUIDs.contains(uid) || daemon.config.allowGIDs.contains(gid)
     }
 
-    private func serve(_ fd: Int32, id: UInt64) {
+    private func serve(_ fd: Int32, id: UInt64, peer p: (pid: Int32, uid: UInt32, gid: UInt32)) {
         defer { close(fd) }
-        guard let p = peer(fd) else { return }
-        let me = ClientIdentity(id: id, pid: p.pid, uid: p.uid, gid: p.gid, startTime: ProcessIdentity.startTime(p.pid) ?? 0)
-        guard permitted(uid: p.uid, gid: p.gid) else {
-            log.warning("refused connection: uid not permitted", metadata: ["pid": "\(p.pid)", "uid": "\(p.uid)", "gid": "\(p.gid)"])
-            refuse(fd, WireError(.permission, "uid \(p.uid) is not allowed to use diskleased"))
-            return
-        }
+        let me = ClientIdentity(id: id, pid: p.pid, uid: p.uid, gid: p.gid,
+                                startTime: ProcessIdentity.startTime(p.pid) ?? 0)
         defer { daemon.clientGone(me) }
         var buffer = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 8192)
@@ -117,7 +175,9 @@ public final class SocketServer: @unchecked Sendable {
 
     /// The response to one line; nil closes the connection.
     private func answer(_ line: [UInt8], from c: ClientIdentity) -> Response? {
-        if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { return nil }
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) {
+            return .failure(WireError(.badRequest, "empty request line"))
+        }
         let q: Request
         do {
             q = try Wire.decoder().decode(Request.self, from: Data(line))
@@ -136,25 +196,6 @@ public final class SocketServer: @unchecked Sendable {
         case DecodingError.valueNotFound(_, let c): return "null at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
         default: return "\(e)"
         }
-    }
-
-    /// Answers a refused peer's first request with `error`, then closes. The request is read
-    /// first (for at most a second, and none of it is decoded) so that the reply never races
-    /// the client's send: closing with its request unread would break the client's pipe, and
-    /// it would see "Broken pipe" instead of why it was refused.
-    private func refuse(_ fd: Int32, _ error: WireError) {
-        var limit = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        var received = 0
-        while received < Wire.maxMessageBytes {
-            let n = recv(fd, &chunk, chunk.count, 0)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 || chunk[0..<n].contains(0x0A) { break }
-            received += n
-        }
-        send(fd, .failure(error))
-        shutdown(fd, Int32(SHUT_WR))
     }
 
     @discardableResult

@@ -59,21 +59,81 @@ import Glibc
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         chmod(dir.path, 0o755)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let a = try DaemonProcess(hostID: 1, lease: path, dir: dir, extra: ["--allow-uid", "65533"])
+        // The socket is 0660 root:65534: only root and group 65534 can connect at all; of those,
+        // SO_PEERCRED admits root and uid 65533.
+        let a = try DaemonProcess(hostID: 1, lease: path, dir: dir,
+                                  extra: ["--allow-uid", "65533", "--socket-group", "65534"])
         try a.waitJoined()
         chmod(a.runDir, 0o755)
-        // The client binary too: the build folder may be out of their reach as well.
+        var st = stat()
+        #expect(stat(a.runDir + "/" + Wire.socketName, &st) == 0 && st.st_mode & 0o777 == 0o660 && st.st_gid == 65534)
+        let client = try Self.reachableClient(dir)
+        func status(uid: Int, gid: Int) -> Run {
+            Programs.run("/usr/bin/setpriv", ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups",
+                                              client, "client", "status", "--run-dir", a.runDir])
+        }
+        let asNobody = status(uid: 65534, gid: 65534)
+        #expect(asNobody.status == 64, "\(asNobody)")
+        #expect(asNobody.stderr.contains("uid 65534 is not allowed"), "\(asNobody)")
+        let allowed = status(uid: 65533, gid: 65534)
+        #expect(allowed.status == 0 && allowed.stdout.contains("lockspace LS"), "\(allowed)")
+        // Allowed by uid, but outside the socket's group: the mode keeps it out.
+        let outside = status(uid: 65533, gid: 65533)
+        #expect(outside.status != 0 && !outside.stdout.contains("lockspace LS"), "\(outside)")
+        #expect(a.log.contains("refused connection"))
+    }
+
+    /// 1000 connections from a uid that is refused, held open together: the daemon answers
+    /// each with the reason and starts no thread for any of them; past max-connections, root's
+    /// connections are refused with `busy` the same way.
+    @Test func aFloodOfConnectionsStartsNoThreads() throws {
+        let path = leaseFile()
+        let dir = URL(fileURLWithPath: "/tmp/disklease-flood-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        chmod(dir.path, 0o777)  // the flood, as nobody, writes its ready file here
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = try DaemonProcess(hostID: 1, lease: path, dir: dir,
+                                  extra: ["--socket-group", "65534", "--max-connections", "20"])
+        try a.waitJoined()
+        chmod(a.runDir, 0o755)
+        let client = try Self.reachableClient(dir)
+        let before = Self.threads(a.process.processIdentifier)
+        let ready = dir.appendingPathComponent("ready").path
+        let flood = Process()
+        flood.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        flood.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", client, "client", "flood",
+                           "--connections", "1000", "--hold", "3", "--ready-file", ready, "--run-dir", a.runDir]
+        let out = Pipe()
+        flood.standardOutput = out
+        try flood.run()
+        #expect(eventually(60) { FileManager.default.fileExists(atPath: ready) })
+        let during = Self.threads(a.process.processIdentifier)
+        flood.waitUntilExit()
+        let summary = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(summary.contains("permission=1000"), "\(summary)")
+        #expect(during <= before + 2, "threads \(before) before, \(during) during the flood")
+
+        // Root is admitted up to max-connections; the 21st and later are told why.
+        let rootFlood = Programs.run(Programs.disklease, ["client", "flood", "--connections", "30", "--hold", "0",
+                                                          "--run-dir", a.runDir])
+        #expect(rootFlood.stdout.contains("busy=10") && rootFlood.stdout.contains("ok=20"), "\(rootFlood)")
+        #expect(a.client(["status"]).status == 0)
+        #expect(a.log.contains("refused connection: too many connections"))
+    }
+
+    /// A copy of the client where other uids can run it (the build folder may be out of reach).
+    static func reachableClient(_ dir: URL) throws -> String {
         let client = dir.appendingPathComponent("disklease").path
         try FileManager.default.copyItem(atPath: Programs.disklease, toPath: client)
         chmod(client, 0o755)
-        let asNobody = Programs.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
-                                                         client, "client", "status", "--run-dir", a.runDir])
-        #expect(asNobody.status == 64, "\(asNobody)")
-        #expect(asNobody.stderr.contains("uid 65534 is not allowed"), "\(asNobody)")
-        let allowed = Programs.run("/usr/bin/setpriv", ["--reuid=65533", "--regid=65533", "--clear-groups",
-                                                        client, "client", "status", "--run-dir", a.runDir])
-        #expect(allowed.status == 0 && allowed.stdout.contains("lockspace LS"), "\(allowed)")
-        #expect(a.log.contains("refused connection"))
+        return client
+    }
+
+    /// The process's thread count, from /proc.
+    static func threads(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("Threads:") } ?? ""
+        return Int(line.split(separator: "\t").last.map(String.init) ?? "") ?? -1
     }
 }
 

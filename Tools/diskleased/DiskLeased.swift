@@ -26,6 +26,9 @@ struct DiskLeased: AsyncParsableCommand {
     @Option(help: "Host name in delta leases, stable across restarts (default: the node name and machine id).") var hostName: String?
     @Option(help: "A uid allowed on the socket besides root (repeatable).") var allowUid: [UInt32] = []
     @Option(help: "A gid allowed on the socket besides root (repeatable).") var allowGid: [UInt32] = []
+    @Option(help: "The socket's group, a name or gid (socket mode 0660; default the daemon's group).")
+    var socketGroup: String?
+    @Option(help: "Connections served at once; more are refused (default 256).") var maxConnections: Int?
     @Option(help: "Program run per holder when a lockspace fails: HOOK <pid> <lockspace> <resource>.") var killHook: String?
     @Option(help: "Seconds the kill hook gets before SIGTERM (default 5).") var killGrace: Int?
     @Option(help: "Seconds after SIGTERM before SIGKILL (default 5).") var termGrace: Int?
@@ -54,6 +57,8 @@ struct DiskLeased: AsyncParsableCommand {
         if let v = hostName { c.hostName = v }
         c.allowUIDs += allowUid
         c.allowGIDs += allowGid
+        if let v = socketGroup { try c.set(option: "socket-group", v) }
+        if let v = maxConnections { try c.set(option: "max-connections", String(v)) }
         if let v = killHook { c.killHook = v }
         if let v = killGrace { c.killGraceSeconds = v }
         if let v = termGrace { c.termGraceSeconds = v }
