@@ -42,8 +42,10 @@ public struct DeltaJoin: LeaseOperation {
     enum Phase { case firstRead, heldWait, secondRead, deltaWrite, epochWrite, shortDelay, areaRead, done }
 
     /// `nonce` is the epoch token's random part, drawn by the caller for this attempt.
-    public init(layout: AreaLayout, space: String, hostID: Int, hostName: String, timeouts: Timeouts,
-                nonce: UInt64, mutations: SafetyMutations = []) {
+    public init(
+        layout: AreaLayout, space: String, hostID: Int, hostName: String, timeouts: Timeouts,
+        nonce: UInt64, mutations: SafetyMutations = []
+    ) {
         precondition((1...layout.geometry.maxHosts).contains(hostID))
         self.layout = layout
         self.space = space
@@ -86,7 +88,8 @@ public struct DeltaJoin: LeaseOperation {
             // Held, or left stale, by another name: it must stay unchanged for as long as a
             // live holder would take to be reset by its watchdog.
             let other = record.ioTimeout > 0 ? Int(record.ioTimeout) : timeouts.ioTimeoutSeconds
-            let wait = max(Timeouts.hostDeadSeconds(ioTimeout: other, watchdog: timeouts.watchdogFireSeconds), 8 * other)
+            let wait = max(
+                Timeouts.hostDeadSeconds(ioTimeout: other, watchdog: timeouts.watchdogFireSeconds), 8 * other)
             phase = .heldWait
             return .perform(.sleep(until: now + Clock.seconds(wait)))
         case .heldWait:
@@ -137,16 +140,21 @@ public struct DeltaJoin: LeaseOperation {
         // so every joiner whose epoch landed before ours is in it (rule 1).
         let membership = Membership(epoch: ourEpoch, slotBytes: area, layout: layout, space: space)
         let record = writtenRecord!
-        return .finished(.success(Joined(generation: record.ownerGeneration, record: record, writtenAt: writtenAt,
-                                         membership: membership,
-                                         snapshot: AreaSnapshot(bytes: area, issuedAt: areaIssuedAt, completedAt: now))))
+        return .finished(
+            .success(
+                Joined(
+                    generation: record.ownerGeneration, record: record, writtenAt: writtenAt,
+                    membership: membership,
+                    snapshot: AreaSnapshot(bytes: area, issuedAt: areaIssuedAt, completedAt: now))))
     }
 
     private func epochWrite() -> SectorWrite {
-        let w = mutations.contains(.epochCounter)
+        let w =
+            mutations.contains(.epochCounter)
             ? counterEpochSector(after: epochSeen, space: space, layout: layout)
-            : epochSector(space: space, hostID: hostID, generation: writtenRecord!.ownerGeneration, kind: .join,
-                          nonce: nonce, layout: layout)
+            : epochSector(
+                space: space, hostID: hostID, generation: writtenRecord!.ownerGeneration, kind: .join,
+                nonce: nonce, layout: layout)
         return w
     }
 

@@ -29,15 +29,23 @@ public struct DeltaLeave: LeaseOperation {
     }
 
     public mutating func start(now: Nanos) -> Step<Output> {
-        .perform(.write([SectorWrite(offset: layout.deltaOffset(hostID: hostID), bytes: gone.sector(size: layout.geometry.sectorSize))]))
+        .perform(
+            .write([
+                SectorWrite(
+                    offset: layout.deltaOffset(hostID: hostID), bytes: gone.sector(size: layout.geometry.sectorSize))
+            ]))
     }
 
     public mutating func resume(_ result: IOResult, now: Nanos) -> Step<Output> {
         if case .failed(let e) = result { return .finished(.failure(.io(e))) }
         if wroteSlot { return .finished(.success(gone)) }
         wroteSlot = true
-        return .perform(.write([epochSector(space: space, hostID: hostID, generation: last.ownerGeneration, kind: .leave,
-                                            nonce: nonce, layout: layout)]))
+        return .perform(
+            .write([
+                epochSector(
+                    space: space, hostID: hostID, generation: last.ownerGeneration, kind: .leave,
+                    nonce: nonce, layout: layout)
+            ]))
     }
 }
 
@@ -90,8 +98,12 @@ public struct SlotClear: LeaseOperation {
             return .perform(.write([SectorWrite(offset: offset, bytes: c.sector(size: layout.geometry.sectorSize))]))
         case 1:
             phase = 2
-            return .perform(.write([epochSector(space: space, hostID: hostID, generation: generation, kind: .clear,
-                                                nonce: nonce, layout: layout)]))
+            return .perform(
+                .write([
+                    epochSector(
+                        space: space, hostID: hostID, generation: generation, kind: .clear,
+                        nonce: nonce, layout: layout)
+                ]))
         default:
             return .finished(.success(cleared!))
         }

@@ -42,9 +42,11 @@ public struct DeltaRenew: LeaseOperation {
 
     /// `last` is the record our previous renewal (or join) wrote; `watch` the other slots to
     /// read (owners we wait for, or every member on a scan).
-    public init(layout: AreaLayout, space: String, hostID: Int, last: LeaderRecord, timeouts: Timeouts,
-                previousSucceeded: Bool = true, bitmap: HostBitmap = HostBitmap(), watch: [Int] = [],
-                event: (UInt64, UInt64, UInt64) = (0, 0, 0)) {
+    public init(
+        layout: AreaLayout, space: String, hostID: Int, last: LeaderRecord, timeouts: Timeouts,
+        previousSucceeded: Bool = true, bitmap: HostBitmap = HostBitmap(), watch: [Int] = [],
+        event: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    ) {
         self.previousSucceeded = previousSucceeded
         self.layout = layout
         self.space = space
@@ -62,7 +64,8 @@ public struct DeltaRenew: LeaseOperation {
         startedAt = now
         let ss = layout.geometry.sectorSize
         hostsRead = Array(Set(watch + [hostID]).filter { (1...layout.geometry.maxHosts).contains($0) }).sorted()
-        let ranges = hostsRead.map { IORange(offset: layout.deltaOffset(hostID: $0), length: ss) }
+        let ranges =
+            hostsRead.map { IORange(offset: layout.deltaOffset(hostID: $0), length: ss) }
             + [IORange(offset: layout.epochOffset, length: ss)]
         return .perform(.read(ranges))
     }
@@ -70,8 +73,11 @@ public struct DeltaRenew: LeaseOperation {
     public mutating func resume(_ result: IOResult, now: Nanos) -> Step<Output> {
         if case .failed(let e) = result { return .finished(.failure(.io(e))) }
         if let record {
-            return .finished(.success(Renewed(record: record, renewedAt: startedAt, epoch: epoch, slots: slots,
-                                              readCompletedAt: readAt)))
+            return .finished(
+                .success(
+                    Renewed(
+                        record: record, renewedAt: startedAt, epoch: epoch, slots: slots,
+                        readCompletedAt: readAt)))
         }
         let b = result.reads
         readAt = now
@@ -84,7 +90,7 @@ public struct DeltaRenew: LeaseOperation {
             return .finished(.failure(.format(error)))
         }
         guard mine.ownerID == last.ownerID, mine.ownerGeneration == last.ownerGeneration,
-              mine.resourceName == last.resourceName
+            mine.resourceName == last.resourceName
         else { return .finished(.failure(.renewOwner(hostID: hostID, offset: offset))) }
         if previousSucceeded && mine != last {
             return .finished(.failure(.renewDiff(hostID: hostID, offset: offset)))

@@ -75,7 +75,8 @@ public struct LiveView: Sendable, Hashable {
     /// between `issuedAt` and `completedAt`. A change counts as seen at completion.
     public mutating func observe(slots: [Int: [UInt8]], layout: AreaLayout, space: String, completedAt now: Nanos) {
         for (h, bytes) in slots.sorted(by: { $0.key < $1.key }) {
-            let ok = (try? LeaderRecord.verifyDelta(bytes, deviceOffset: layout.deltaOffset(hostID: h), space: space)) != nil
+            let ok =
+                (try? LeaderRecord.verifyDelta(bytes, deviceOffset: layout.deltaOffset(hostID: h), space: space)) != nil
             observe(hostID: h, record: LeaderRecord(decoding: bytes), damaged: !ok, now: now)
         }
     }
@@ -99,7 +100,10 @@ public struct LiveView: Sendable, Hashable {
         for h in Set(used).union(hosts.keys.filter { $0 <= slotCount }).sorted() {
             let at = (h - 1) * ss
             let record = LeaderRecord(decoding: bytes, at: at)
-            let ok = (try? LeaderRecord.verifyDelta(bytes, at: at, deviceOffset: layout.deltaOffset(hostID: h), space: space)) != nil
+            let ok =
+                (try? LeaderRecord.verifyDelta(
+                    bytes, at: at, deviceOffset: layout.deltaOffset(hostID: h), space: space))
+                != nil
             observe(hostID: h, record: record, damaged: !ok, now: now)
         }
     }
@@ -136,7 +140,9 @@ public struct LiveView: Sendable, Hashable {
         if unchangedFor <= Clock.seconds(Timeouts.failSeconds(ioTimeout: io)) {
             return o.firstCheck == o.lastLive ? .unknown : .live
         }
-        if unchangedFor <= Clock.seconds(Timeouts.hostDeadSeconds(ioTimeout: io, watchdog: timeouts.watchdogFireSeconds)) {
+        if unchangedFor
+            <= Clock.seconds(Timeouts.hostDeadSeconds(ioTimeout: io, watchdog: timeouts.watchdogFireSeconds))
+        {
             return .fail
         }
         return .dead

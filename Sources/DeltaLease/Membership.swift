@@ -44,7 +44,9 @@ public struct Membership: Sendable, Hashable {
         let ss = layout.geometry.sectorSize
         for h in 1...min(layout.geometry.maxHosts, bytes.count / ss) {
             let at = (h - 1) * ss
-            if let s = Self.classify(bytes, at: at, deviceOffset: layout.deltaOffset(hostID: h), space: space) { slots[h] = s }
+            if let s = Self.classify(bytes, at: at, deviceOffset: layout.deltaOffset(hostID: h), space: space) {
+                slots[h] = s
+            }
         }
     }
 
@@ -54,13 +56,18 @@ public struct Membership: Sendable, Hashable {
         // Owner and timestamp both zero: never used (or freshly initialised), whatever else
         // the sector holds; a sector write is atomic, so no live host hides behind that.
         let (owner, ts): (UInt64, UInt64) = bytes.withUnsafeBytes {
-            (UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: o + 32, as: UInt64.self)),
-             UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: o + 152, as: UInt64.self)))
+            (
+                UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: o + 32, as: UInt64.self)),
+                UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: o + 152, as: UInt64.self))
+            )
         }
         if owner == 0 && ts == 0 { return nil }
         let r = LeaderRecord(decoding: bytes, at: o)
         let ok = (try? LeaderRecord.verifyDelta(bytes, at: o, deviceOffset: deviceOffset, space: space)) != nil
-        if !ok { return bytes[o..<o + LeaderRecord.size].isAllZero ? nil : .present(generation: r.ownerGeneration, name: r.resourceName) }
+        if !ok {
+            return bytes[o..<o + LeaderRecord.size].isAllZero
+                ? nil : .present(generation: r.ownerGeneration, name: r.resourceName)
+        }
         if r.timestamp != 0 { return .present(generation: r.ownerGeneration, name: r.resourceName) }
         if r.ownerID != 0 { return .left(generation: r.ownerGeneration, name: r.resourceName) }
         return nil
@@ -90,8 +97,10 @@ public struct Membership: Sendable, Hashable {
 }
 
 /// A fresh epoch token for one write attempt: unique per attempt (rule 4, "no ABA").
-public func epochSector(space: String, hostID: Int, generation: UInt64, kind: EpochRecord.Kind, nonce: UInt64,
-                        layout: AreaLayout) -> SectorWrite {
+public func epochSector(
+    space: String, hostID: Int, generation: UInt64, kind: EpochRecord.Kind, nonce: UInt64,
+    layout: AreaLayout
+) -> SectorWrite {
     let r = EpochRecord(nonce: nonce, hostID: UInt64(hostID), generation: generation, kind: kind, space: space)
     return SectorWrite(offset: layout.epochOffset, bytes: r.sector(size: layout.geometry.sectorSize))
 }

@@ -67,7 +67,10 @@ public struct MembershipScan: LeaseOperation {
     }
 
     private func done(_ slots: [UInt8], _ e: EpochStamp, now: Nanos) -> Step<Output> {
-        .finished(.success(Scanned(membership: Membership(epoch: e, slotBytes: slots, layout: layout, space: space),
-                                   snapshot: AreaSnapshot(bytes: slots, issuedAt: issuedAt, completedAt: now))))
+        .finished(
+            .success(
+                Scanned(
+                    membership: Membership(epoch: e, slotBytes: slots, layout: layout, space: space),
+                    snapshot: AreaSnapshot(bytes: slots, issuedAt: issuedAt, completedAt: now))))
     }
 }

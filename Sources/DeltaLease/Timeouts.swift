@@ -41,7 +41,8 @@ public struct Timeouts: Sendable, Hashable, CustomStringConvertible {
     public var ioTimeout: Duration { .seconds(ioTimeoutSeconds) }
 
     public var description: String {
-        "io_timeout \(ioTimeoutSeconds)s, renewal \(renewalSeconds)s, fail \(renewalFailSeconds)s, host_dead \(hostDeadSeconds)s"
+        "io_timeout \(ioTimeoutSeconds)s, renewal \(renewalSeconds)s, fail \(renewalFailSeconds)s, host_dead "
+            + "\(hostDeadSeconds)s"
     }
 }
 

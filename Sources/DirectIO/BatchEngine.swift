@@ -87,7 +87,8 @@ struct BatchEngine {
         for (i, w) in writes.enumerated() {
             let p = plan.placements[i]
             w.bytes.withUnsafeBytes { src in
-                (base + layout[p.request] + p.offsetInRequest).copyMemory(from: src.baseAddress!, byteCount: w.bytes.count)
+                (base + layout[p.request] + p.offsetInRequest).copyMemory(
+                    from: src.baseAddress!, byteCount: w.bytes.count)
             }
         }
         try execute(plan.requests, layout: layout, isWrite: true, timeout: timeout)
@@ -151,7 +152,8 @@ struct BatchEngine {
             // Pair assertion with the kernel's contract: memory, offset and length aligned.
             precondition(Int(bitPattern: p) % memoryAlignment == 0, "buffer not aligned for O_DIRECT")
             precondition(r.offset % UInt64(alignment) == 0 && r.length % alignment == 0)
-            return KernelRequest(tag: tagBase | UInt64(i), isWrite: isWrite, offset: r.offset, length: r.length, buffer: p)
+            return KernelRequest(
+                tag: tagBase | UInt64(i), isWrite: isWrite, offset: r.offset, length: r.length, buffer: p)
         }
         pending.reverse()  // pop from the end, submit in offset order
         var inFlight = Set<UInt64>()
@@ -160,30 +162,12 @@ struct BatchEngine {
 
         loop: while !pending.isEmpty || !inFlight.isEmpty {
             if !pending.isEmpty {
-                let room = kernel.capacity - inFlight.count - parkedRequestCount
-                if room > 0 {
-                    let chunk = Array(pending.suffix(room).reversed())
-                    let taken = kernel.submit(chunk)
-                    if taken > 0 {
-                        counters.submits += 1
-                        if isWrite { counters.writeRequests += taken } else { counters.readRequests += taken }
-                        for r in chunk.prefix(taken) { inFlight.insert(r.tag) }
-                        pending.removeLast(taken)
-                        continue  // submit the rest before waiting
-                    } else if taken < 0 && taken != -Int(EAGAIN) && taken != -Int(EINTR) {
-                        Self.trapIfBug(Int32(-taken), call: "io_submit")
-                        failure = .kernelFailed(path: path, call: "io_submit", errno: Int32(-taken))
-                        break loop
-                    }
-                    // EAGAIN or 0 taken: the queue is full; reap something, then try again.
-                }
-                if inFlight.isEmpty && parkedRequestCount == 0 {
-                    // Nothing of ours to wait for: EAGAIN here is a transient kernel shortage.
-                    if ContinuousClock.now < deadline { continue }
-                    failure = .timeout(path: path, offset: pending.last!.offset, inFlight: pending.count,
-                                       timeoutMilliseconds: Self.nanoseconds(timeout) / 1_000_000)
-                    counters.timeouts += 1
+                switch submitSome(&pending, &inFlight, isWrite: isWrite, deadline: deadline, timeout: timeout) {
+                case .submitted: continue  // submit the rest before waiting
+                case .failed(let e):
+                    failure = e
                     break loop
+                case .wait: break
                 }
             }
             let remaining = max(0, Self.nanoseconds(deadline - ContinuousClock.now))
@@ -198,29 +182,14 @@ struct BatchEngine {
             }
             if events.isEmpty {
                 let first = inFlight.min().map { requests[Int($0 & 0xFF_FFFF)].offset } ?? pending.last!.offset
-                failure = .timeout(path: path, offset: first, inFlight: inFlight.count + pending.count,
-                                   timeoutMilliseconds: Self.nanoseconds(timeout) / 1_000_000)
+                failure = .timeout(
+                    path: path, offset: first, inFlight: inFlight.count + pending.count,
+                    timeoutMilliseconds: Self.nanoseconds(timeout) / 1_000_000)
                 counters.timeouts += 1
                 break loop
             }
-            for e in events {
-                guard e.tag >> 24 == batch, inFlight.remove(e.tag) != nil else {
-                    retireParked(e.tag)
-                    continue
-                }
-                let r = requests[Int(e.tag & 0xFF_FFFF)]
-                if e.result < 0 {
-                    failure = failure ?? .ioError(path: path, offset: r.offset, length: r.length, errno: Int32(-e.result))
-                    pending.removeAll()  // submit nothing more; drain what is in flight
-                } else if e.result != r.length {
-                    failure = failure ?? .shortTransfer(path: path, offset: r.offset, expected: r.length, transferred: Int(e.result))
-                    pending.removeAll()
-                } else if isWrite {
-                    counters.bytesWritten += r.length
-                } else {
-                    counters.bytesRead += r.length
-                }
-            }
+            absorb(events, batch: batch, requests: requests, isWrite: isWrite,
+                   &pending, &inFlight, &failure)
         }
         if !inFlight.isEmpty {
             // The kernel may still DMA into this arena: it must outlive those requests.
@@ -230,6 +199,70 @@ struct BatchEngine {
             arena = nil
         }
         if let failure { throw failure }
+    }
+
+    enum SubmitOutcome {
+        case submitted, wait
+        case failed(BlockIOError)
+    }
+
+    /// Submits as much of `pending` as the queue has room for (popping from its end).
+    /// `.wait`: nothing went in (queue full, EAGAIN); reap something first.
+    private mutating func submitSome(
+        _ pending: inout [KernelRequest], _ inFlight: inout Set<UInt64>, isWrite: Bool,
+        deadline: ContinuousClock.Instant, timeout: Duration
+    ) -> SubmitOutcome {
+        let room = kernel.capacity - inFlight.count - parkedRequestCount
+        if room > 0 {
+            let chunk = Array(pending.suffix(room).reversed())
+            let taken = kernel.submit(chunk)
+            if taken > 0 {
+                counters.submits += 1
+                if isWrite { counters.writeRequests += taken } else { counters.readRequests += taken }
+                for r in chunk.prefix(taken) { inFlight.insert(r.tag) }
+                pending.removeLast(taken)
+                return .submitted
+            } else if taken < 0 && taken != -Int(EAGAIN) && taken != -Int(EINTR) {
+                Self.trapIfBug(Int32(-taken), call: "io_submit")
+                return .failed(.kernelFailed(path: path, call: "io_submit", errno: Int32(-taken)))
+            }
+        }
+        if inFlight.isEmpty && parkedRequestCount == 0 {
+            // Nothing of ours to wait for: EAGAIN here is a transient kernel shortage.
+            if ContinuousClock.now < deadline { return .submitted }
+            counters.timeouts += 1
+            return .failed(.timeout(
+                path: path, offset: pending.last!.offset, inFlight: pending.count,
+                timeoutMilliseconds: Self.nanoseconds(timeout) / 1_000_000))
+        }
+        return .wait
+    }
+
+    /// Takes completions: ours are counted (the first error or short transfer is kept, and
+    /// nothing more is submitted); others belong to parked arenas.
+    private mutating func absorb(
+        _ events: [KernelCompletion], batch: UInt64, requests: [IORange], isWrite: Bool,
+        _ pending: inout [KernelRequest], _ inFlight: inout Set<UInt64>, _ failure: inout BlockIOError?
+    ) {
+        for e in events {
+            guard e.tag >> 24 == batch, inFlight.remove(e.tag) != nil else {
+                retireParked(e.tag)
+                continue
+            }
+            let r = requests[Int(e.tag & 0xFF_FFFF)]
+            if e.result < 0 {
+                failure = failure ?? .ioError(path: path, offset: r.offset, length: r.length, errno: Int32(-e.result))
+                pending.removeAll()  // submit nothing more; drain what is in flight
+            } else if e.result != r.length {
+                failure = failure
+                    ?? .shortTransfer(path: path, offset: r.offset, expected: r.length, transferred: Int(e.result))
+                pending.removeAll()
+            } else if isWrite {
+                counters.bytesWritten += r.length
+            } else {
+                counters.bytesRead += r.length
+            }
+        }
     }
 
     private mutating func reapParkedNow() {
@@ -252,7 +285,9 @@ struct BatchEngine {
     /// Errnos that mean our own bug, not a bad disk (swift-nio's rule): a bad fd or context,
     /// a bad pointer, or EINVAL after our alignment checks passed. Continuing would hide it.
     static func trapIfBug(_ code: Int32, call: String) {
-        precondition(code != EBADF && code != EFAULT && code != EINVAL, "\(call) failed with errno \(code): a bug, not an I/O error")
+        precondition(
+            code != EBADF && code != EFAULT && code != EINVAL,
+            "\(call) failed with errno \(code): a bug, not an I/O error")
     }
 }
 

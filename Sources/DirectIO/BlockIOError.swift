@@ -41,11 +41,15 @@ public enum BlockIOError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .misaligned(path, offset, length, alignment):
             return "\(path): offset \(offset) length \(length) is not aligned to the \(alignment)-byte sector size"
         case let .outOfRange(path, offset, length, deviceSize):
-            return "\(path): offset \(offset) length \(length) is beyond the end of the device (\(deviceSize) bytes): device too small or truncated"
+            return
+                "\(path): offset \(offset) length \(length) is beyond the end of the device (\(deviceSize) bytes): "
+                    + "device too small or truncated"
         case let .overlappingWrites(path, offset):
             return "\(path): overlapping writes at offset \(offset) in one batch"
         case let .timeout(path, offset, inFlight, ms):
-            return "\(path): I/O timed out after \(ms) ms at offset \(offset) (\(inFlight) request(s) still in flight, buffers parked)"
+            return
+                "\(path): I/O timed out after \(ms) ms at offset \(offset) (\(inFlight) request(s) still in flight, "
+                    + "buffers parked)"
         case let .ioError(path, offset, length, errno):
             return "\(path): I/O error at offset \(offset) length \(length): \(Self.errnoText(errno))"
         case let .shortTransfer(path, offset, expected, transferred):
@@ -55,7 +59,9 @@ public enum BlockIOError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .degraded(path, parked):
             return "\(path): device not answering: \(parked) timed-out request(s) still unreaped"
         case let .writePending(path, offset):
-            return "\(path): offset \(offset): an earlier write there timed out and may still land; not writing over it yet"
+            return
+                "\(path): offset \(offset): an earlier write there timed out and may still land; not writing over it "
+                    + "yet"
         case let .outOfMemory(bytes):
             return "cannot allocate an aligned buffer of \(bytes) bytes"
         }

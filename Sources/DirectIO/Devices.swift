@@ -42,8 +42,10 @@ public final class FileDevice: SectorDevice {
         self.sizeBytes = g.size_bytes
         self.alignment = logical
         self.isBlockDevice = g.is_block_device != 0
-        self.engine = Mutex(BatchEngine(kernel: kernel, path: path, sizeBytes: g.size_bytes,
-                                        alignment: logical, memoryAlignment: Int(g.memory_align)))
+        self.engine = Mutex(
+            BatchEngine(
+                kernel: kernel, path: path, sizeBytes: g.size_bytes,
+                alignment: logical, memoryAlignment: Int(g.memory_align)))
     }
 
     public var counters: IOCounters { engine.withLock { $0.counters } }
@@ -83,8 +85,12 @@ public final class MemoryDevice: SectorDevice {
         self.path = name
         self.sizeBytes = UInt64(size)
         self.alignment = alignment
-        self.state = Mutex((BatchEngine(kernel: kernel, path: name, sizeBytes: UInt64(size),
-                                        alignment: alignment, memoryAlignment: alignment), kernel))
+        self.state = Mutex(
+            (
+                BatchEngine(
+                    kernel: kernel, path: name, sizeBytes: UInt64(size),
+                    alignment: alignment, memoryAlignment: alignment), kernel
+            ))
     }
 
     public var counters: IOCounters { state.withLock { $0.engine.counters } }

@@ -54,7 +54,9 @@ public final class MemoryKernel: AIOKernel {
         return n
     }
 
-    public func getEvents(minimum: Int, maximum: Int, timeoutNanoseconds: Int64) -> Result<[KernelCompletion], KernelErrno> {
+    public func getEvents(
+        minimum: Int, maximum: Int, timeoutNanoseconds: Int64
+    ) -> Result<[KernelCompletion], KernelErrno> {
         // Nothing here ever arrives later on its own, so "wait until the timeout" returns at once
         // with what is ready; an empty answer is the timeout.
         let n = min(maximum, ready.count)

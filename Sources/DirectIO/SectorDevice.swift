@@ -54,7 +54,8 @@ public struct IOCounters: Sendable, Hashable, CustomStringConvertible {
     public init() {}
 
     public var description: String {
-        "batches=\(batches) submits=\(submits) reads=\(readRequests) writes=\(writeRequests) bytesRead=\(bytesRead) bytesWritten=\(bytesWritten) timeouts=\(timeouts)"
+        "batches=\(batches) submits=\(submits) reads=\(readRequests) writes=\(writeRequests) bytesRead=\(bytesRead) "
+            + "bytesWritten=\(bytesWritten) timeouts=\(timeouts)"
     }
 }
 

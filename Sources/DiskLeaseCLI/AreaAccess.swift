@@ -32,15 +32,20 @@ struct AreaAccess {
     /// Checks that an area of `geometry` at `offset` can live on this device.
     func checkFits(_ geometry: Geometry, at offset: UInt64) throws(CLIFailure) {
         if geometry.sectorSize < device.alignment {
-            throw CLIFailure(path: path, .sectorSizeMismatch(offset: offset, record: geometry.sectorSize, expected: device.alignment))
+            throw CLIFailure(
+                path: path, .sectorSizeMismatch(offset: offset, record: geometry.sectorSize, expected: device.alignment)
+            )
         }
         if offset % UInt64(geometry.sectorSize) != 0 {
-            throw CLIFailure("\(path): offset \(offset) is not a multiple of the \(geometry.sectorSize)-byte sector size", .usage)
+            throw CLIFailure(
+                "\(path): offset \(offset) is not a multiple of the \(geometry.sectorSize)-byte sector size", .usage)
         }
         let end = offset + UInt64(geometry.alignSize)
         if end > device.sizeBytes {
             throw CLIFailure(
-                "\(path): offset \(offset): a \(geometry) area needs \(geometry.alignSize) bytes but the device has \(device.sizeBytes > offset ? device.sizeBytes - offset : 0) from there (device too small or truncated)",
+                "\(path): offset \(offset): a \(geometry) area needs \(geometry.alignSize) bytes but the device has "
+                    + "\(device.sizeBytes > offset ? device.sizeBytes - offset : 0) from there (device too small or "
+                    + "truncated)",
                 .geometry)
         }
     }
@@ -49,14 +54,18 @@ struct AreaAccess {
     func readAreaStart(_ offset: UInt64) throws(CLIFailure) -> [UInt8] {
         let unit = UInt64(device.alignment)
         if offset % unit != 0 {
-            throw CLIFailure("\(path): offset \(offset) is not a multiple of the device's \(unit)-byte sector size", .usage)
+            throw CLIFailure(
+                "\(path): offset \(offset) is not a multiple of the device's \(unit)-byte sector size", .usage)
         }
         guard offset < device.sizeBytes else {
-            throw CLIFailure("\(path): offset \(offset) is beyond the end of the device (\(device.sizeBytes) bytes)", .geometry)
+            throw CLIFailure(
+                "\(path): offset \(offset) is beyond the end of the device (\(device.sizeBytes) bytes)", .geometry)
         }
         let length = Int(min(4096, device.sizeBytes - offset)) / Int(unit) * Int(unit)
         guard length >= LeaderRecord.size else {
-            throw CLIFailure("\(path): offset \(offset): only \(device.sizeBytes - offset) bytes left, no room for a lease record", .geometry)
+            throw CLIFailure(
+                "\(path): offset \(offset): only \(device.sizeBytes - offset) bytes left, no room for a lease record",
+                .geometry)
         }
         return try read(offset, length)
     }

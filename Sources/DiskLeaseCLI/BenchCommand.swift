@@ -35,47 +35,13 @@ struct BenchAcquire: ParsableCommand {
             }
             let host = try DirectHost(lockspace, options: timing)
             guard liveHosts <= host.layout.geometry.maxHosts else {
-                throw CLIFailure("bench: --live-hosts \(liveHosts) is above max_hosts \(host.layout.geometry.maxHosts)", .usage)
+                throw CLIFailure(
+                    "bench: --live-hosts \(liveHosts) is above max_hosts \(host.layout.geometry.maxHosts)", .usage)
             }
             let res = try host.resource(resource)
             let device = host.access.device
             let runner = host.runner
-            // Delta leases for hosts 1...N, then a second generation of timestamps, so our view
-            // has seen every one of them renew: all LIVE.
-            var view = LiveView(ourHostID: 1, timeouts: host.timeouts)
-            let ss = host.layout.geometry.sectorSize
-            let now = MonotonicClock.now()
-            var lastArea: [UInt8] = []
-            for round in 0..<2 {
-                var area = [UInt8](repeating: 0, count: host.layout.geometry.alignSize)
-                for h in 1...liveHosts {
-                    var r = LeaderRecord.delta(space: lockspace.name, geometry: host.layout.geometry, ioTimeout: UInt16(host.timeouts.ioTimeoutSeconds))
-                    r.ownerID = UInt64(h)
-                    r.ownerGeneration = 1
-                    r.timestamp = Clock.diskTimestamp(now) + UInt64(round)
-                    r.resourceName = "\(LiveView.nameMarker)bench-\(h)"
-                    let sector = r.sector(size: ss)
-                    area.replaceSubrange((h - 1) * ss..<h * ss, with: sector)
-                }
-                if round == 1 {
-                    do throws(BlockIOError) {
-                        try device.write(offset: host.layout.offset, bytes: Array(area[0..<liveHosts * ss]), timeout: .seconds(10))
-                    } catch {
-                        throw CLIFailure(error)
-                    }
-                }
-                view.refresh(AreaSnapshot(bytes: area, issuedAt: now + Nanos(round), completedAt: now + Nanos(round)),
-                             layout: host.layout, space: lockspace.name)
-                lastArea = area
-            }
-            // The membership as a daemon would have it: the epoch on disk, then these slots.
-            let epoch: [UInt8]
-            do throws(BlockIOError) {
-                epoch = try device.read(offset: host.layout.epochOffset, length: ss, timeout: .seconds(10))
-            } catch {
-                throw CLIFailure(error)
-            }
-            let membership = Membership(epoch: EpochStamp(sector: epoch), slotBytes: lastArea, layout: host.layout, space: lockspace.name)
+            let (view, membership) = try seedLiveHosts(host)
             var acquireLatency: [Double] = [], releaseLatency: [Double] = []
             var acq = IOCounters(), rel = IOCounters()
             var lvers: [UInt64] = []
@@ -84,8 +50,9 @@ struct BenchAcquire: ParsableCommand {
                 let ctx = BallotContext(lockspace: host.layout, membership: membership, view: view, mode: readMode)
                 var o = PaxosAcquire.Options()
                 o.minimumMbal = mbal
-                var op = PaxosAcquire(resource: res, host: PaxosHost(hostID: 1, generation: 1), context: ctx,
-                                      options: o, seed: UInt64(lvers.count))
+                var op = PaxosAcquire(
+                    resource: res, host: PaxosHost(hostID: 1, generation: 1), context: ctx,
+                    options: o, seed: UInt64(lvers.count))
                 var trace = IOTrace()
                 let c0 = device.counters
                 let t0 = MonotonicClock.now()
@@ -98,7 +65,9 @@ struct BenchAcquire: ParsableCommand {
                 case .failure(let e): throw CLIFailure("bench: acquire: \(e)", e.exitStatus)
                 }
                 let c1 = device.counters
-                if case .failure(let e) = runner.run(PaxosRelease(grant: grant)) { throw CLIFailure("bench: release: \(e)", e.exitStatus) }
+                if case .failure(let e) = runner.run(PaxosRelease(grant: grant)) {
+                    throw CLIFailure("bench: release: \(e)", e.exitStatus)
+                }
                 let t2 = MonotonicClock.now()
                 let c2 = device.counters
                 acquireLatency.append(Double(t1 - t0) / 1e3)
@@ -111,15 +80,65 @@ struct BenchAcquire: ParsableCommand {
                 let s = v.sorted()
                 return "{\"median\":\(s[s.count / 2]),\"min\":\(s.first!),\"max\":\(s.last!)}"
             }
-            FileHandleStream.stdout.write("""
+            FileHandleStream.stdout.write(
+                """
                 {"mode":"\(mode)","live_hosts":\(liveHosts),"geometry":"\(host.layout.geometry)","runs":\(runs),\
-                "acquire_bytes_read":\(acq.bytesRead),"acquire_bytes_written":\(acq.bytesWritten),"acquire_submits":\(acq.submits),\
-                "release_bytes_read":\(rel.bytesRead),"release_bytes_written":\(rel.bytesWritten),"release_submits":\(rel.submits),\
+                "acquire_bytes_read":\(acq.bytesRead),"acquire_bytes_written":\(acq.bytesWritten),\
+                "acquire_submits":\(acq.submits),\
+                "release_bytes_read":\(rel.bytesRead),"release_bytes_written":\(rel.bytesWritten),\
+                "release_submits":\(rel.submits),\
                 "acquire_us":\(stats(acquireLatency)),"release_us":\(stats(releaseLatency)),\
                 "cycle_us":\(stats(zip(acquireLatency, releaseLatency).map { $0 + $1 })),"last_lver":\(lvers.last!)}
 
                 """)
         }
+    }
+}
+
+extension BenchAcquire {
+    /// Delta leases for hosts 1...N, then a second generation of timestamps, so our view has
+    /// seen every one of them renew: all LIVE. Returns that view and the membership as a
+    /// daemon would have it (the epoch on disk, then these slots).
+    func seedLiveHosts(_ host: DirectHost) throws -> (LiveView, Membership) {
+        let device = host.access.device
+        var view = LiveView(ourHostID: 1, timeouts: host.timeouts)
+        let ss = host.layout.geometry.sectorSize
+        let now = MonotonicClock.now()
+        var lastArea: [UInt8] = []
+        for round in 0..<2 {
+            var area = [UInt8](repeating: 0, count: host.layout.geometry.alignSize)
+            for h in 1...liveHosts {
+                var r = LeaderRecord.delta(
+                    space: lockspace.name, geometry: host.layout.geometry,
+                    ioTimeout: UInt16(host.timeouts.ioTimeoutSeconds))
+                r.ownerID = UInt64(h)
+                r.ownerGeneration = 1
+                r.timestamp = Clock.diskTimestamp(now) + UInt64(round)
+                r.resourceName = "\(LiveView.nameMarker)bench-\(h)"
+                area.replaceSubrange((h - 1) * ss..<h * ss, with: r.sector(size: ss))
+            }
+            if round == 1 {
+                do throws(BlockIOError) {
+                    try device.write(
+                        offset: host.layout.offset, bytes: Array(area[0..<liveHosts * ss]), timeout: .seconds(10))
+                } catch {
+                    throw CLIFailure(error)
+                }
+            }
+            view.refresh(
+                AreaSnapshot(bytes: area, issuedAt: now + Nanos(round), completedAt: now + Nanos(round)),
+                layout: host.layout, space: lockspace.name)
+            lastArea = area
+        }
+        let epoch: [UInt8]
+        do throws(BlockIOError) {
+            epoch = try device.read(offset: host.layout.epochOffset, length: ss, timeout: .seconds(10))
+        } catch {
+            throw CLIFailure(error)
+        }
+        let membership = Membership(
+            epoch: EpochStamp(sector: epoch), slotBytes: lastArea, layout: host.layout, space: lockspace.name)
+        return (view, membership)
     }
 }
 

@@ -25,8 +25,12 @@ struct BenchPlot: ParsableCommand {
                 lineNo += 1
                 if line.isEmpty { continue }
                 let f = line.split(separator: "\t", omittingEmptySubsequences: false)
-                guard f.count == 3, let x = Double(f[1]), let y = Double(f[2]), !(logX && x <= 0), !(logY && y <= 0) else {
-                    throw CLIFailure("bench plot: line \(lineNo): expected series<TAB>x<TAB>y with positive values on log axes: \(line)", .usage)
+                guard f.count == 3, let x = Double(f[1]), let y = Double(f[2]), !(logX && x <= 0), !(logY && y <= 0)
+                else {
+                    throw CLIFailure(
+                        "bench plot: line \(lineNo): expected series<TAB>x<TAB>y with positive values on log axes: "
+                            + "\(line)",
+                        .usage)
                 }
                 let name = String(f[0])
                 if let i = series.firstIndex(where: { $0.name == name }) {
@@ -73,7 +77,8 @@ struct BenchPlot: ParsableCommand {
         }
         let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
         var s = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(w))" height="\(Int(h))" font-family="sans-serif" font-size="12">
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(w))" height="\(Int(h))" \
+            font-family="sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
             <text x="\(left)" y="22" font-size="15" font-weight="bold">\(escape(title))</text>
 
@@ -86,16 +91,23 @@ struct BenchPlot: ParsableCommand {
             s += "<line x1=\"\(left)\" y1=\"\(py(t))\" x2=\"\(w - right)\" y2=\"\(py(t))\" stroke=\"#ddd\"/>\n"
             s += "<text x=\"\(left - 6)\" y=\"\(py(t) + 4)\" text-anchor=\"end\">\(label(t))</text>\n"
         }
-        s += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(w - left - right)\" height=\"\(h - top - bottom)\" fill=\"none\" stroke=\"#333\"/>\n"
+        s +=
+            "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(w - left - right)\" height=\"\(h - top - bottom)\" "
+                + "fill=\"none\" stroke=\"#333\"/>\n"
         s += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 18)\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
-        s += "<text transform=\"translate(18 \((top + h - bottom) / 2)) rotate(-90)\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
+        s +=
+            "<text transform=\"translate(18 \((top + h - bottom) / 2)) rotate(-90)\" "
+                + "text-anchor=\"middle\">\(escape(yLabel))</text>\n"
         for (i, sr) in series.enumerated() {
             let c = colors[i % colors.count]
             let pts = sr.points.sorted { $0.x < $1.x }
-            s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\" points=\"\(pts.map { "\(px($0.x)),\(py($0.y))" }.joined(separator: " "))\"/>\n"
+            let points = pts.map { "\(px($0.x)),\(py($0.y))" }.joined(separator: " ")
+            s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\" points=\"\(points)\"/>\n"
             for p in pts { s += "<circle cx=\"\(px(p.x))\" cy=\"\(py(p.y))\" r=\"3\" fill=\"\(c)\"/>\n" }
             let ly = top + 14 + Double(i) * 18
-            s += "<line x1=\"\(w - right + 12)\" y1=\"\(ly - 4)\" x2=\"\(w - right + 32)\" y2=\"\(ly - 4)\" stroke=\"\(c)\" stroke-width=\"2\"/>\n"
+            s +=
+                "<line x1=\"\(w - right + 12)\" y1=\"\(ly - 4)\" x2=\"\(w - right + 32)\" y2=\"\(ly - 4)\" "
+                    + "stroke=\"\(c)\" stroke-width=\"2\"/>\n"
             s += "<text x=\"\(w - right + 38)\" y=\"\(ly)\">\(escape(sr.name))</text>\n"
         }
         return s + "</svg>\n"
@@ -120,6 +132,7 @@ struct BenchPlot: ParsableCommand {
     }
 
     func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+            of: ">", with: "&gt;")
     }
 }

@@ -17,9 +17,12 @@ struct ClientCommand: ParsableCommand {
             (the program inherits the connection and is the lease holder, as with sanlock's
             `client command`), or the Swift library DiskLeaseClient.
             """,
-        subcommands: [ClientRegister.self, ClientAddLockspace.self, ClientRemLockspace.self, ClientAcquire.self, ClientCommandRun.self,
-                      ClientConvert.self, ClientRelease.self, ClientStatus.self, ClientHostStatus.self, ClientInquire.self,
-                      ClientRequest.self, ClientRaw.self, ClientFlood.self])
+        subcommands: [
+            ClientRegister.self, ClientAddLockspace.self, ClientRemLockspace.self, ClientAcquire.self,
+            ClientCommandRun.self,
+            ClientConvert.self, ClientRelease.self, ClientStatus.self, ClientHostStatus.self, ClientInquire.self,
+            ClientRequest.self, ClientRaw.self, ClientFlood.self,
+        ])
 }
 
 struct ClientOptions: ParsableArguments {
@@ -76,7 +79,8 @@ extension ResourceSpec {
 }
 
 struct ClientRegister: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "register", abstract: "Check the connection and print the pid the daemon sees.")
+    static let configuration = CommandConfiguration(
+        commandName: "register", abstract: "Check the connection and print the pid the daemon sees.")
     @OptionGroup var options: ClientOptions
 
     func run() throws {
@@ -92,8 +96,12 @@ struct ClientRegister: ParsableCommand {
 struct ClientConvert: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Acquire RESOURCE in its given mode, convert it (SH→EX, or EX→SH with --to-shared), print both tokens.",
-        discussion: "Leases belong to connections, so this shows conversion within one invocation; programs convert through the library or a session.")
+        abstract:
+            "Acquire RESOURCE in its given mode, convert it (SH→EX, or EX→SH with --to-shared), print both tokens.",
+        discussion:
+            "Leases belong to connections, so this shows conversion within one invocation; programs convert through "
+                + "the library or a session."
+    )
     @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:SH]") var resource: ResourceSpec
     @Flag(help: "Convert EX to SH (default: SH to EX).") var toShared = false
     @OptionGroup var options: ClientOptions
@@ -106,7 +114,10 @@ struct ClientConvert: ParsableCommand {
             q.shared = toShared
             let second = try options.call(client, q)
             if !options.json {
-                FileHandleStream.stdout.write("acquired \(resource.shared ? "SH" : "EX") lver \(first.lver ?? 0), converted to \(toShared ? "SH" : "EX") lver \(second.lver ?? 0)\n")
+                FileHandleStream.stdout.write(
+                    "acquired \(resource.shared ? "SH" : "EX") lver \(first.lver ?? 0), "
+                        + "converted to \(toShared ? "SH" : "EX") lver \(second.lver ?? 0)\n"
+                )
             }
         }
     }
@@ -126,13 +137,17 @@ struct ClientRelease: ParsableCommand {
             var q = resource.request(.release)
             q.pid = pid
             _ = try options.call(try options.connect(), q)
-            if !options.json { FileHandleStream.stdout.write("released \(resource.lockspace):\(resource.name) of \(pid == 0 ? "an orphan" : "pid \(pid)")\n") }
+            if !options.json {
+                FileHandleStream.stdout.write(
+                    "released \(resource.lockspace):\(resource.name) of \(pid == 0 ? "an orphan" : "pid \(pid)")\n")
+            }
         }
     }
 }
 
 struct ClientAddLockspace: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "add-lockspace", abstract: "Join a lockspace (in the background unless --wait).")
+    static let configuration = CommandConfiguration(
+        commandName: "add-lockspace", abstract: "Join a lockspace (in the background unless --wait).")
     @Option(name: .customShort("s"), help: "LOCKSPACE = name:host_id:path:offset") var lockspace: LockspaceSpec
     @Flag(help: "Wait until joined and past the join wait (ballots possible).") var wait = false
     @OptionGroup var options: ClientOptions
@@ -147,7 +162,8 @@ struct ClientAddLockspace: ParsableCommand {
             q.wait = wait
             let r = try options.call(try options.connect(), q)
             if !options.json, let l = r.lockspaces?.first {
-                FileHandleStream.stdout.write("lockspace \(l.name) host_id \(l.hostId): \(l.state)\(l.detail.isEmpty ? "" : " (\(l.detail))")\n")
+                FileHandleStream.stdout.write(
+                    "lockspace \(l.name) host_id \(l.hostId): \(l.state)\(l.detail.isEmpty ? "" : " (\(l.detail))")\n")
             }
         }
     }
@@ -169,7 +185,9 @@ struct ClientRemLockspace: ParsableCommand {
 }
 
 struct AcquireOptions: ParsableArguments {
-    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:lver|:SH]; repeat -r for several leases, all or none.")
+    @Option(
+        name: .customShort("r"),
+        help: "RESOURCE = lockspace:name:path:offset[:lver|:SH]; repeat -r for several leases, all or none.")
     var resources: [ResourceSpec]
     @Flag(help: "Fail at once (exit 75) if the lease is held.") var noWait = false
     @Option(help: "Give up after this many milliseconds (for each lease).") var timeoutMs: Int?
@@ -191,7 +209,9 @@ struct AcquireOptions: ParsableArguments {
             q.persistent = persistent
             let r = try options.call(client, q)
             lvers.append(r.lver ?? 0)
-            if !options.json { FileHandleStream.stdout.write("acquired \(resource.lockspace):\(resource.name) lver \(r.lver ?? 0)\n") }
+            if !options.json {
+                FileHandleStream.stdout.write("acquired \(resource.lockspace):\(resource.name) lver \(r.lver ?? 0)\n")
+            }
         }
         return lvers
     }
@@ -200,7 +220,10 @@ struct AcquireOptions: ParsableArguments {
 struct ClientAcquire: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "acquire",
-        abstract: "Acquire and print the fencing token (lver). The lease is released when this command exits, unless --persistent.")
+        abstract:
+            "Acquire and print the fencing token (lver). The lease is released when this command exits, unless "
+                + "--persistent."
+    )
     @OptionGroup var acquire: AcquireOptions
     @OptionGroup var options: ClientOptions
 
@@ -215,7 +238,10 @@ struct ClientCommandRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "command",
         abstract: "Acquire, then exec PROGRAM holding the lease; the lease goes when PROGRAM exits.",
-        discussion: "PROGRAM keeps this process's pid and connection, so it is the lease holder the daemon fences. DISKLEASE_LVER holds the fencing tokens, one per -r, in order.")
+        discussion:
+            "PROGRAM keeps this process's pid and connection, so it is the lease holder the daemon fences. "
+                + "DISKLEASE_LVER holds the fencing tokens, one per -r, in order."
+    )
     @OptionGroup var acquire: AcquireOptions
     @OptionGroup var options: ClientOptions
     @Argument(parsing: .captureForPassthrough, help: "-- PROGRAM [ARGS...]") var program: [String] = []
@@ -235,7 +261,8 @@ struct ClientCommandRun: ParsableCommand {
 }
 
 struct ClientStatus: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Lockspaces and every lease held through the daemon.")
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Lockspaces and every lease held through the daemon.")
     @OptionGroup var options: ClientOptions
 
     func run() throws {
@@ -243,7 +270,11 @@ struct ClientStatus: ParsableCommand {
             let r = try options.call(try options.connect(), Request(op: .status))
             if options.json { return }
             for l in r.lockspaces ?? [] {
-                FileHandleStream.stdout.write("lockspace \(l.name) host_id \(l.hostId) generation \(l.generation) \(l.state) reads=\(l.readMode) renewed \(String(format: "%.1f", l.renewalAgeSeconds))s ago\(l.detail.isEmpty ? "" : " (\(l.detail))")\n")
+                FileHandleStream.stdout.write(
+                    "lockspace \(l.name) host_id \(l.hostId) generation \(l.generation) \(l.state) reads=\(l.readMode) "
+                        + "renewed \(String(format: "%.1f", l.renewalAgeSeconds))s ago"
+                        + "\(l.detail.isEmpty ? "" : " (\(l.detail))")\n"
+                )
             }
             for x in r.leases ?? [] { FileHandleStream.stdout.write(leaseLine(x)) }
         }
@@ -259,7 +290,8 @@ func leaseLine(_ x: LeaseInfo) -> String {
 }
 
 struct ClientHostStatus: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "host-status", abstract: "Every host seen in a lockspace, with its state.")
+    static let configuration = CommandConfiguration(
+        commandName: "host-status", abstract: "Every host seen in a lockspace, with its state.")
     @Argument(help: "Lockspace name.") var name: String
     @OptionGroup var options: ClientOptions
 
@@ -270,14 +302,16 @@ struct ClientHostStatus: ParsableCommand {
             let r = try options.call(try options.connect(), q)
             if options.json { return }
             for h in r.hosts ?? [] {
-                FileHandleStream.stdout.write("host_id \(h.hostId) \(h.state) generation \(h.generation) timestamp \(h.timestamp) \(h.name)\n")
+                FileHandleStream.stdout.write(
+                    "host_id \(h.hostId) \(h.state) generation \(h.generation) timestamp \(h.timestamp) \(h.name)\n")
             }
         }
     }
 }
 
 struct ClientInquire: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inquire", abstract: "The leases a process holds (root may name any pid).")
+    static let configuration = CommandConfiguration(
+        commandName: "inquire", abstract: "The leases a process holds (root may name any pid).")
     @Option(help: "The process (default: this one, which holds none).") var pid: Int32?
     @OptionGroup var options: ClientOptions
 
@@ -292,7 +326,9 @@ struct ClientInquire: ParsableCommand {
 }
 
 struct ClientRequest: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "request", abstract: "Ask the current owner's host to release a lease (request record + host bitmap).")
+    static let configuration = CommandConfiguration(
+        commandName: "request",
+        abstract: "Ask the current owner's host to release a lease (request record + host bitmap).")
     @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:lver]") var resource: ResourceSpec
     @OptionGroup var options: ClientOptions
 
@@ -307,7 +343,9 @@ struct ClientRequest: ParsableCommand {
 /// Reads requests (JSON lines) from stdin and prints each response: a session on one
 /// connection, for scripts and for trying the wire protocol by hand.
 struct ClientRaw: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "session", abstract: "Send JSON request lines from stdin on one connection; print each response line.")
+    static let configuration = CommandConfiguration(
+        commandName: "session",
+        abstract: "Send JSON request lines from stdin on one connection; print each response line.")
     @OptionGroup var options: ClientOptions
 
     func run() throws {

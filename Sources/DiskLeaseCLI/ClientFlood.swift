@@ -40,7 +40,9 @@ struct ClientFlood: ParsableCommand {
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0, var addr = unixSocketAddress(path) else { return nil }
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard rc == 0 else { close(s); return nil }
         var tv = timeval(tv_sec: 10, tv_usec: 0)
@@ -57,7 +59,9 @@ struct ClientFlood: ParsableCommand {
             if n <= 0 { return n == 0 ? "closed" : "no reply" }
             out += buf[0..<n]
         }
-        guard let r = try? Wire.decoder().decode(Response.self, from: Data(out.prefix { $0 != 0x0A })) else { return "garbled" }
+        guard let r = try? Wire.decoder().decode(Response.self, from: Data(out.prefix { $0 != 0x0A })) else {
+            return "garbled"
+        }
         return r.ok ? "ok" : (r.error?.code.rawValue ?? "error")
     }
 }

@@ -22,7 +22,10 @@ struct DirectCommand: ParsableCommand {
             (the epoch, then the slots) and ballots reading only the blocks of present hosts,
             as the daemon does (docs/AGREEMENT.md). --mode full reads every block.
             """,
-        subcommands: [DirectJoin.self, DirectRenew.self, DirectLeave.self, DirectAcquire.self, DirectRelease.self, DirectStress.self])
+        subcommands: [
+            DirectJoin.self, DirectRenew.self, DirectLeave.self, DirectAcquire.self, DirectRelease.self,
+            DirectStress.self,
+        ])
 }
 
 extension ReadMode: ExpressibleByArgument {}
@@ -96,7 +99,10 @@ struct DirectHost {
             throw CLIFailure(path: spec.path, error)
         }
         guard r.ownerID == UInt64(spec.hostID), r.timestamp != 0 else {
-            throw CLIFailure("\(spec.path): offset \(at): host_id \(spec.hostID) has not joined lockspace \(spec.name) (run direct join)", .usage)
+            throw CLIFailure(
+                "\(spec.path): offset \(at): host_id \(spec.hostID) has not joined lockspace \(spec.name) (run "
+                    + "direct join)",
+                .usage)
         }
         return r
     }
@@ -104,7 +110,8 @@ struct DirectHost {
     /// The resource, checked against the lockspace and the device.
     func resource(_ r: ResourceSpec) throws(CLIFailure) -> PaxosResource {
         guard r.path == spec.path, r.lockspace == spec.name else {
-            throw CLIFailure("resource \(r.lockspace):\(r.name) must be in lockspace \(spec.name) on \(spec.path)", .usage)
+            throw CLIFailure(
+                "resource \(r.lockspace):\(r.name) must be in lockspace \(spec.name) on \(spec.path)", .usage)
         }
         let start = try access.readAreaStart(r.offset)
         let g = try access.declaredGeometry(at: r.offset, start: start)
@@ -122,18 +129,26 @@ func hostName(_ given: String?) -> String {
 }
 
 struct DirectJoin: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "join", abstract: "Acquire a host id (delta lease): waits 2·io_timeout, longer if the slot was held by another name.")
+    static let configuration = CommandConfiguration(
+        commandName: "join",
+        abstract: "Acquire a host id (delta lease): waits 2·io_timeout, longer if the slot was held by another name.")
     @OptionGroup var options: DirectHostOptions
-    @Option(help: "Unique host name (default: dl:<random>.<nodename>; reuse one to rejoin without waiting).") var name: String?
+    @Option(help: "Unique host name (default: dl:<random>.<nodename>; reuse one to rejoin without waiting).") var name:
+        String?
     var lockspace: LockspaceSpec { options.lockspace }
 
     func run() throws {
         try reporting {
             let host = try options.host()
             var rng = SystemRandomNumberGenerator()
-            let j = try host.run(DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
-                                           hostName: hostName(name), timeouts: host.timeouts, nonce: rng.next()))
-            FileHandleStream.stdout.write("joined \(lockspace.name) host_id \(lockspace.hostID) generation \(j.generation) name \(j.record.resourceName)\n")
+            let j = try host.run(
+                DeltaJoin(
+                    layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
+                    hostName: hostName(name), timeouts: host.timeouts, nonce: rng.next()))
+            FileHandleStream.stdout.write(
+                "joined \(lockspace.name) host_id \(lockspace.hostID) generation \(j.generation) name "
+                    + "\(j.record.resourceName)\n"
+            )
         }
     }
 }
@@ -147,15 +162,18 @@ struct DirectRenew: ParsableCommand {
         try reporting {
             let host = try options.host()
             let last = try host.ownRecord()
-            let r = try host.run(DeltaRenew(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID, last: last,
-                                            timeouts: host.timeouts, previousSucceeded: false))
+            let r = try host.run(
+                DeltaRenew(
+                    layout: host.layout, space: lockspace.name, hostID: lockspace.hostID, last: last,
+                    timeouts: host.timeouts, previousSucceeded: false))
             FileHandleStream.stdout.write("renewed host_id \(lockspace.hostID) timestamp \(r.record.timestamp)\n")
         }
     }
 }
 
 struct DirectLeave: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "leave", abstract: "Release our delta lease (timestamp 0, then a new membership epoch).")
+    static let configuration = CommandConfiguration(
+        commandName: "leave", abstract: "Release our delta lease (timestamp 0, then a new membership epoch).")
     @OptionGroup var options: DirectHostOptions
     var lockspace: LockspaceSpec { options.lockspace }
 
@@ -164,7 +182,10 @@ struct DirectLeave: ParsableCommand {
             let host = try options.host()
             let last = try host.ownRecord()
             var rng = SystemRandomNumberGenerator()
-            _ = try host.run(DeltaLeave(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID, last: last, nonce: rng.next()))
+            _ = try host.run(
+                DeltaLeave(
+                    layout: host.layout, space: lockspace.name, hostID: lockspace.hostID, last: last, nonce: rng.next())
+            )
             FileHandleStream.stdout.write("left \(lockspace.name) host_id \(lockspace.hostID)\n")
         }
     }
@@ -180,10 +201,17 @@ struct DirectAcquire: ParsableCommand {
             again). One read of the lockspace cannot tell whether the owner's host is alive;
             without --owner-wait such an owner counts as holding the lease (exit 75 at once).
             """)
-    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:lver|:SH]") var resource: ResourceSpec
+    @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:lver|:SH]") var resource:
+        ResourceSpec
     @OptionGroup var options: DirectHostOptions
-    @Option(help: "Ballot reads: live (present hosts' blocks, the default) or full (every block, as sanlock).") var mode: ReadMode = .live
-    @Flag(help: "When the owner's host is neither known live nor dead, watch its delta lease (as sanlock direct acquire does): refuse as soon as it renews, take the lease over once it has not renewed for host_dead_seconds.")
+    @Option(help: "Ballot reads: live (present hosts' blocks, the default) or full (every block, as sanlock).")
+    var mode: ReadMode = .live
+    @Flag(
+        help: ArgumentHelp(
+            "When the owner's host is neither known live nor dead, watch its delta lease (as sanlock direct acquire "
+                + "does): refuse as soon as it renews, take the lease over once it has not renewed for "
+                + "host_dead_seconds.")
+    )
     var ownerWait = false
     var lockspace: LockspaceSpec { options.lockspace }
 
@@ -198,8 +226,9 @@ struct DirectAcquire: ParsableCommand {
             var rng = SystemRandomNumberGenerator()
             var announced = false
             while true {
-                let op = PaxosAcquire(resource: res, host: session.paxosHost, context: try session.ballotContext(mode: mode),
-                                      options: options, seed: rng.next())
+                let op = PaxosAcquire(
+                    resource: res, host: session.paxosHost, context: try session.ballotContext(mode: mode),
+                    options: options, seed: rng.next())
                 var running = op
                 var trace = IOTrace()
                 let out = host.runner.run(&running, trace: &trace)
@@ -208,14 +237,17 @@ struct DirectAcquire: ParsableCommand {
                 options.minimumLver = running.highestLver
                 switch out {
                 case .success(let g):
-                    FileHandleStream.stdout.write("acquired \(resource.lockspace):\(resource.name) lver \(g.lver)\(g.shared ? " shared" : "")\n")
+                    FileHandleStream.stdout.write(
+                        "acquired \(resource.lockspace):\(resource.name) lver \(g.lver)\(g.shared ? " shared" : "")\n")
                     return
-                case .failure(.held(let owner, _, _, let state)) where ownerWait && (state == .unknown || state == .fail):
+                case .failure(.held(let owner, _, _, let state))
+                where ownerWait && (state == .unknown || state == .fail):
                     // UNKNOWN and FAIL both end: a renewal makes the owner LIVE, and
                     // host_dead_seconds without one make it DEAD. Each pass reads its slot,
                     // and our own lease is renewed as it falls due.
                     if !announced {
-                        FileHandleStream.stderr.write("waiting: owner host_id \(owner) is \(state.rawValue); watching its delta lease\n")
+                        FileHandleStream.stderr.write(
+                            "waiting: owner host_id \(owner) is \(state.rawValue); watching its delta lease\n")
                         announced = true
                     }
                     MonotonicClock.sleep(until: MonotonicClock.now() + Clock.seconds(1))
@@ -229,7 +261,8 @@ struct DirectAcquire: ParsableCommand {
 }
 
 struct DirectRelease: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "release", abstract: "Release a resource lease we hold.")
+    static let configuration = CommandConfiguration(
+        commandName: "release", abstract: "Release a resource lease we hold.")
     @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:SH]") var resource: ResourceSpec
     @OptionGroup var options: DirectHostOptions
     var lockspace: LockspaceSpec { options.lockspace }
@@ -241,7 +274,8 @@ struct DirectRelease: ParsableCommand {
             let res = try host.resource(resource)
             let grant = try heldGrant(host: host, me: me, resource: res, shared: resource.shared)
             switch host.runner.run(PaxosRelease(grant: grant)) {
-            case .success: FileHandleStream.stdout.write("released \(resource.lockspace):\(resource.name) lver \(grant.lver)\n")
+            case .success:
+                FileHandleStream.stdout.write("released \(resource.lockspace):\(resource.name) lver \(grant.lver)\n")
             case .failure(let e): throw CLIFailure("\(resource.path): \(e)", e.exitStatus)
             }
         }
@@ -249,12 +283,15 @@ struct DirectRelease: ParsableCommand {
 }
 
 /// Rebuilds the grant a direct process holds from the leader and our dblock on disk.
-func heldGrant(host: DirectHost, me: LeaderRecord, resource res: PaxosResource, shared: Bool) throws(CLIFailure) -> Grant {
+func heldGrant(
+    host: DirectHost, me: LeaderRecord, resource res: PaxosResource, shared: Bool
+) throws(CLIFailure) -> Grant {
     let ss = res.layout.geometry.sectorSize
     let leaderBytes = try host.access.read(res.layout.leaderOffset, ss)
     let leader: LeaderRecord
     do {
-        leader = try LeaderRecord.verifyPaxos(leaderBytes, deviceOffset: res.layout.offset, space: res.space, resource: res.name)
+        leader = try LeaderRecord.verifyPaxos(
+            leaderBytes, deviceOffset: res.layout.offset, space: res.space, resource: res.name)
     } catch {
         throw CLIFailure(path: host.spec.path, error)
     }
@@ -262,11 +299,15 @@ func heldGrant(host: DirectHost, me: LeaderRecord, resource res: PaxosResource, 
     let us = UInt64(host.spec.hostID)
     if !shared {
         guard leader.ownerID == us, leader.ownerGeneration == me.ownerGeneration, leader.timestamp != 0 else {
-            throw CLIFailure("\(host.spec.path): \(res.space):\(res.name) is not held by host_id \(us) generation \(me.ownerGeneration)", .corrupt)
+            throw CLIFailure(
+                "\(host.spec.path): \(res.space):\(res.name) is not held by host_id \(us) generation "
+                    + "\(me.ownerGeneration)",
+                .corrupt)
         }
     }
-    return Grant(resource: res, host: PaxosHost(hostID: host.spec.hostID, generation: me.ownerGeneration), lver: leader.lver,
-                 shared: shared, leader: leader, dblock: PaxosDblock(decoding: mine), dominated: [:], ballots: 0)
+    return Grant(
+        resource: res, host: PaxosHost(hostID: host.spec.hostID, generation: me.ownerGeneration), lver: leader.lver,
+        shared: shared, leader: leader, dblock: PaxosDblock(decoding: mine), dominated: [:], ballots: 0)
 }
 
 extension DeltaError {

@@ -19,7 +19,9 @@ struct DirectSession {
     /// When our last renewal started, on our monotonic clock.
     private(set) var renewedAt: Nanos
 
-    init(host: DirectHost, record: LeaderRecord, membership: Membership, renewedAt: Nanos, snapshot: AreaSnapshot? = nil) {
+    init(
+        host: DirectHost, record: LeaderRecord, membership: Membership, renewedAt: Nanos, snapshot: AreaSnapshot? = nil
+    ) {
         self.host = host
         self.record = record
         self.membership = membership
@@ -43,9 +45,15 @@ struct DirectSession {
         // boot, one older than the fail limit may already have made us DEAD to others.
         let ts = Nanos(me.timestamp) * Clock.nanosPerSecond
         if ts > now + Clock.nanosPerSecond || now - ts > Clock.seconds(host.timeouts.renewalFailSeconds) {
-            throw CLIFailure("\(host.spec.path): offset \(host.layout.deltaOffset(hostID: host.spec.hostID)): host_id \(host.spec.hostID)'s delta lease has lapsed (last renewed \(max(0, (now - ts) / Clock.nanosPerSecond))s ago, limit \(host.timeouts.renewalFailSeconds)s): join again", .corrupt)
+            throw CLIFailure(
+                "\(host.spec.path): offset \(host.layout.deltaOffset(hostID: host.spec.hostID)): host_id "
+                    + "\(host.spec.hostID)'s delta lease has lapsed (last renewed "
+                    + "\(max(0, (now - ts) / Clock.nanosPerSecond))s ago, limit \(host.timeouts.renewalFailSeconds)s): "
+                    + "join again",
+                .corrupt)
         }
-        var s = DirectSession(host: host, record: me, membership: Membership(epoch: .initial, slots: [:]), renewedAt: ts)
+        var s = DirectSession(
+            host: host, record: me, membership: Membership(epoch: .initial, slots: [:]), renewedAt: ts)
         try s.renew(scan: true)
         return s
     }
@@ -55,10 +63,13 @@ struct DirectSession {
     mutating func renew(scan: Bool) throws(CLIFailure) {
         let started = MonotonicClock.now()
         guard started - renewedAt <= Clock.seconds(host.timeouts.renewalFailSeconds) else {
-            throw CLIFailure("\(host.spec.path): host_id \(host.spec.hostID)'s delta lease has lapsed: join again", .corrupt)
+            throw CLIFailure(
+                "\(host.spec.path): host_id \(host.spec.hostID)'s delta lease has lapsed: join again", .corrupt)
         }
-        let r = try host.run(DeltaRenew(layout: host.layout, space: host.spec.name, hostID: host.spec.hostID, last: record,
-                                        timeouts: host.timeouts, previousSucceeded: false))
+        let r = try host.run(
+            DeltaRenew(
+                layout: host.layout, space: host.spec.name, hostID: host.spec.hostID, last: record,
+                timeouts: host.timeouts, previousSucceeded: false))
         record = r.record
         renewedAt = started
         if scan || r.epoch != membership.epoch {
@@ -85,6 +96,7 @@ struct DirectSession {
         if MonotonicClock.now() - renewedAt >= Clock.seconds(host.timeouts.renewalSeconds) { try renew(scan: false) }
         guard (1...host.layout.geometry.maxHosts).contains(owner) else { return }
         let bytes = try host.access.read(host.layout.deltaOffset(hostID: owner), host.layout.geometry.sectorSize)
-        view.observe(slots: [owner: bytes], layout: host.layout, space: host.spec.name, completedAt: MonotonicClock.now())
+        view.observe(
+            slots: [owner: bytes], layout: host.layout, space: host.spec.name, completedAt: MonotonicClock.now())
     }
 }

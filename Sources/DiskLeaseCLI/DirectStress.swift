@@ -16,7 +16,8 @@ import Glibc
 /// owner at the same time would overwrite the token or break the strictly increasing lver
 /// order of the log. Kill it with SIGKILL at any moment.
 struct DirectStress: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stress", abstract: "Contend for one resource in a loop with an external mutual-exclusion check.")
+    static let configuration = CommandConfiguration(
+        commandName: "stress", abstract: "Contend for one resource in a loop with an external mutual-exclusion check.")
     @OptionGroup var options: DirectHostOptions
     var lockspace: LockspaceSpec { options.lockspace }
     @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset") var resource: ResourceSpec
@@ -32,8 +33,10 @@ struct DirectStress: ParsableCommand {
         try reporting {
             let host = try options.host()
             var rng = SystemRandomNumberGenerator()
-            let joined = try host.run(DeltaJoin(layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
-                                                hostName: name, timeouts: host.timeouts, nonce: rng.next()))
+            let joined = try host.run(
+                DeltaJoin(
+                    layout: host.layout, space: lockspace.name, hostID: lockspace.hostID,
+                    hostName: name, timeouts: host.timeouts, nonce: rng.next()))
             let res = try host.resource(resource)
             let me = PaxosHost(hostID: lockspace.hostID, generation: joined.generation)
             var session = DirectSession(host: host, joined: joined)
@@ -53,7 +56,13 @@ struct DirectStress: ParsableCommand {
                 let out = host.runner.run(&op, trace: &trace)
                 session.adopt(op.finalContext)
                 highestMbal = max(highestMbal, op.highestMbal)
-                if traceAcquires { FileHandleStream.stderr.write("h\(lockspace.hostID) acquire -> \(out) repairs \(op.leaderRepairs) rebuilds \(op.membershipRebuilds) epoch \(ctx.membership.epoch) present \(ctx.membership.presentHosts)\n") }
+                if traceAcquires {
+                    FileHandleStream.stderr.write(
+                        "h\(lockspace.hostID) acquire -> \(out) repairs \(op.leaderRepairs) rebuilds "
+                            + "\(op.membershipRebuilds) epoch \(ctx.membership.epoch) present "
+                            + "\(ctx.membership.presentHosts)\n"
+                    )
+                }
                 guard case .success(let grant) = out else {
                     usleep(UInt32(2_000 + rng.next() % 20_000))
                     continue
@@ -65,7 +74,10 @@ struct DirectStress: ParsableCommand {
                 usleep(2_000)
                 var back = [UInt8](repeating: 0, count: token.count)
                 _ = back.withUnsafeMutableBytes { pread(counterFD, $0.baseAddress, $0.count, 0) }
-                let line = back == token ? "\(lockspace.hostID) \(grant.lver)\n" : "VIOLATION host \(lockspace.hostID) lver \(grant.lver): token overwritten\n"
+                let line =
+                    back == token
+                    ? "\(lockspace.hostID) \(grant.lver)\n"
+                    : "VIOLATION host \(lockspace.hostID) lver \(grant.lver): token overwritten\n"
                 _ = Array(line.utf8).withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
                 if back != token { throw CLIFailure("mutual exclusion violated at lver \(grant.lver)", .corrupt) }
                 acquired += 1

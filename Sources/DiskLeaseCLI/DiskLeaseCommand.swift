@@ -22,7 +22,10 @@ public struct DiskLeaseCommand: ParsableCommand {
             again), 78 device does not fit the area (too small, truncated, sector size
             mismatch), 70 the simulator found a violation.
             """,
-        subcommands: [InitCommand.self, DumpCommand.self, ReadLeaderCommand.self, DirectCommand.self, SimulateCommand.self, ClientCommand.self, BenchCommand.self]
+        subcommands: [
+            InitCommand.self, DumpCommand.self, ReadLeaderCommand.self, DirectCommand.self, SimulateCommand.self,
+            ClientCommand.self, BenchCommand.self,
+        ]
     )
 
     public init() {}
@@ -58,7 +61,8 @@ public struct CLIFailure: Error, CustomStringConvertible {
         case .unsupportedFileType: status = .noInput
         case .misaligned: status = .usage
         case .outOfRange: status = .geometry
-        case .overlappingWrites, .timeout, .ioError, .shortTransfer, .kernelFailed, .degraded, .outOfMemory, .writePending:
+        case .overlappingWrites, .timeout, .ioError, .shortTransfer, .kernelFailed, .degraded, .outOfMemory,
+            .writePending:
             status = .io
         }
     }

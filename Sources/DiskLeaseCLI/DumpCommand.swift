@@ -37,7 +37,10 @@ struct DumpCommand: ParsableCommand {
                 offset += UInt64(report.span)
             }
             let shown = reports.filter { if case .empty = $0 { return false } else { return true } }
-            FileHandleStream.stdout.write(json ? Render.json(shown.map { AreaJSON($0, all: all) }) : Render.dump(shown, path: target.path, all: all))
+            FileHandleStream.stdout.write(
+                json
+                    ? Render.json(shown.map { AreaJSON($0, all: all) })
+                    : Render.dump(shown, path: target.path, all: all))
             if shown.contains(where: \.isCorrupt) { throw ExitCode(ExitStatus.corrupt.rawValue) }
         }
     }

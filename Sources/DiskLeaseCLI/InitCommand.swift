@@ -13,10 +13,14 @@ struct InitCommand: ParsableCommand {
 
 /// Options shared by both init commands.
 struct GeometryOptions: ParsableArguments {
-    @Option(name: [.customShort("Z"), .customLong("sector-size")], help: "512 or 4096 (default: the device's, 512 for files).")
+    @Option(
+        name: [.customShort("Z"), .customLong("sector-size")],
+        help: "512 or 4096 (default: the device's, 512 for files).")
     var sectorSize: Int?
 
-    @Option(name: [.customShort("A"), .customLong("align-size")], help: "1M, 2M, 4M or 8M (default: 1M for 512, 8M for 4096).")
+    @Option(
+        name: [.customShort("A"), .customLong("align-size")],
+        help: "1M, 2M, 4M or 8M (default: 1M for 512, 8M for 4096).")
     var alignSize: AlignSize?
 
     @Flag(help: "Overwrite an area that already holds a valid lockspace or resource.")
@@ -59,7 +63,8 @@ func writeInitImage(
     if !options.force {
         let start = try access.read(offset, g.sectorSize)
         if let what = validAreaKind(start, offset: offset) {
-            throw CLIFailure("\(path): offset \(offset) already holds a valid \(what); use --force to overwrite", .exists)
+            throw CLIFailure(
+                "\(path): offset \(offset) already holds a valid \(what); use --force to overwrite", .exists)
         }
     }
     do {
@@ -74,7 +79,9 @@ func writeInitImage(
 /// "lockspace 'x'" / "resource 'x:y'" when sector 0 is a valid record, else nil.
 func validAreaKind(_ sector: [UInt8], offset: UInt64) -> String? {
     if let r = try? LeaderRecord.verifyDelta(sector, deviceOffset: offset) { return "lockspace '\(r.spaceName)'" }
-    if let r = try? LeaderRecord.verifyPaxos(sector, deviceOffset: offset) { return "resource '\(r.spaceName):\(r.resourceName)'" }
+    if let r = try? LeaderRecord.verifyPaxos(sector, deviceOffset: offset) {
+        return "resource '\(r.spaceName):\(r.resourceName)'"
+    }
     return nil
 }
 
@@ -99,10 +106,14 @@ struct InitLockspace: ParsableCommand {
         try reporting {
             let ls = lockspace
             let io = ioTimeout
-            let g = try writeInitImage({ (g: Geometry) throws(FormatError) in
-                try InitImage.lockspace(space: ls.name, geometry: g, ioTimeout: io)
-            }, path: ls.path, offset: ls.offset, options: geometry)
-            FileHandleStream.stdout.write("init lockspace \(ls.name) at \(ls.path):\(ls.offset): \(g), max_hosts \(g.maxHosts), io_timeout \(io)\n")
+            let g = try writeInitImage(
+                { (g: Geometry) throws(FormatError) in
+                    try InitImage.lockspace(space: ls.name, geometry: g, ioTimeout: io)
+                }, path: ls.path, offset: ls.offset, options: geometry)
+            FileHandleStream.stdout.write(
+                "init lockspace \(ls.name) at \(ls.path):\(ls.offset): \(g), max_hosts \(g.maxHosts), io_timeout "
+                    + "\(io)\n"
+            )
         }
     }
 }
@@ -115,7 +126,8 @@ struct InitResource: ParsableCommand {
     @Argument(help: "RESOURCE = lockspace:name:path:offset")
     var resource: ResourceSpec
 
-    @Option(name: [.customShort("n"), .customLong("num-hosts")], help: "dblocks in use (default: max_hosts, as sanlock).")
+    @Option(
+        name: [.customShort("n"), .customLong("num-hosts")], help: "dblocks in use (default: max_hosts, as sanlock).")
     var numHosts: Int?
 
     @OptionGroup var geometry: GeometryOptions
@@ -124,10 +136,12 @@ struct InitResource: ParsableCommand {
         try reporting {
             let r = resource
             let n = numHosts
-            let g = try writeInitImage({ (g: Geometry) throws(FormatError) in
-                try InitImage.resource(space: r.lockspace, resource: r.name, geometry: g, numHosts: n ?? g.maxHosts)
-            }, path: r.path, offset: r.offset, options: geometry)
-            FileHandleStream.stdout.write("init resource \(r.lockspace):\(r.name) at \(r.path):\(r.offset): \(g), num_hosts \(n ?? g.maxHosts)\n")
+            let g = try writeInitImage(
+                { (g: Geometry) throws(FormatError) in
+                    try InitImage.resource(space: r.lockspace, resource: r.name, geometry: g, numHosts: n ?? g.maxHosts)
+                }, path: r.path, offset: r.offset, options: geometry)
+            FileHandleStream.stdout.write(
+                "init resource \(r.lockspace):\(r.name) at \(r.path):\(r.offset): \(g), num_hosts \(n ?? g.maxHosts)\n")
         }
     }
 }

@@ -16,7 +16,9 @@ public struct ResourceSpec: ExpressibleByArgument, Sendable, Equatable {
     public var lver: UInt64?
     public var shared: Bool
 
-    public init(lockspace: String, name: String, path: String, offset: UInt64, lver: UInt64? = nil, shared: Bool = false) {
+    public init(
+        lockspace: String, name: String, path: String, offset: UInt64, lver: UInt64? = nil, shared: Bool = false
+    ) {
         self.lockspace = lockspace
         self.name = name
         self.path = path
@@ -27,7 +29,9 @@ public struct ResourceSpec: ExpressibleByArgument, Sendable, Equatable {
 
     public init?(argument: String) {
         let p = splitSanlockSpec(argument)
-        guard p.count == 4 || p.count == 5, !p[0].isEmpty, !p[1].isEmpty, !p[2].isEmpty, let o = UInt64(p[3]) else { return nil }
+        guard p.count == 4 || p.count == 5, !p[0].isEmpty, !p[1].isEmpty, !p[2].isEmpty, let o = UInt64(p[3]) else {
+            return nil
+        }
         var lver: UInt64? = nil
         var shared = false
         if p.count == 5 {

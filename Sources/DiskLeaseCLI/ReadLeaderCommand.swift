@@ -19,7 +19,9 @@ struct ReadLeaderCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard (lockspace == nil) != (resource == nil) else { throw ValidationError("give exactly one of -s LOCKSPACE or -r RESOURCE") }
+        guard (lockspace == nil) != (resource == nil) else {
+            throw ValidationError("give exactly one of -s LOCKSPACE or -r RESOURCE")
+        }
     }
 
     func run() throws {
@@ -46,14 +48,16 @@ struct ReadLeaderCommand: ParsableCommand {
                 let access = try AreaAccess(path: r.path, readOnly: true)
                 let start = try access.readAreaStart(r.offset)
                 do throws(FormatError) {
-                    record = try LeaderRecord.verifyPaxos(start, deviceOffset: r.offset, space: r.lockspace, resource: r.name)
+                    record = try LeaderRecord.verifyPaxos(
+                        start, deviceOffset: r.offset, space: r.lockspace, resource: r.name)
                 } catch {
                     throw CLIFailure(path: r.path, error)
                 }
                 _ = try access.declaredGeometry(at: r.offset, start: start)
                 kind = "paxos"
             }
-            FileHandleStream.stdout.write(json ? Render.json(LeaderJSON(record, kind: kind)) : Render.leaderLines(record, kind: kind))
+            FileHandleStream.stdout.write(
+                json ? Render.json(LeaderJSON(record, kind: kind)) : Render.leaderLines(record, kind: kind))
         }
     }
 }

@@ -96,9 +96,10 @@ struct AreaJSON: Codable {
             geometry = l.geometry.description
             lockspace = l.name
             slots = l.slots.filter { all || !$0.isUnused }.map {
-                SlotJSON(hostID: $0.hostID, offset: $0.offset, verdict: $0.verdict.rawValue, ownerID: $0.record.ownerID,
-                         generation: $0.record.ownerGeneration, timestamp: $0.record.timestamp,
-                         ioTimeout: $0.record.ioTimeout, hostName: $0.record.resourceName, notifying: $0.notifying)
+                SlotJSON(
+                    hostID: $0.hostID, offset: $0.offset, verdict: $0.verdict.rawValue, ownerID: $0.record.ownerID,
+                    generation: $0.record.ownerGeneration, timestamp: $0.record.timestamp,
+                    ioTimeout: $0.record.ioTimeout, hostName: $0.record.resourceName, notifying: $0.notifying)
             }
         case .resource(let r):
             type = "resource"
@@ -110,10 +111,11 @@ struct AreaJSON: Codable {
             requestVerdict = r.requestVerdict.rawValue
             sharedHolders = r.sharedHolders
             dblocks = r.dblocks.filter { all || !$0.isUnused }.map {
-                DblockJSON(hostID: $0.hostID, offset: $0.offset, verdict: $0.verdict.rawValue, mbal: $0.dblock.mbal,
-                           bal: $0.dblock.bal, inp: $0.dblock.inp, inp2: $0.dblock.inp2, inp3: $0.dblock.inp3,
-                           lver: $0.dblock.lver, released: $0.dblock.isReleased, shared: $0.mode.isShared,
-                           sharedGeneration: $0.mode.generation)
+                DblockJSON(
+                    hostID: $0.hostID, offset: $0.offset, verdict: $0.verdict.rawValue, mbal: $0.dblock.mbal,
+                    bal: $0.dblock.bal, inp: $0.dblock.inp, inp2: $0.dblock.inp2, inp3: $0.dblock.inp3,
+                    lver: $0.dblock.lver, released: $0.dblock.isReleased, shared: $0.mode.isShared,
+                    sharedGeneration: $0.mode.generation)
             }
         case .empty:
             type = "empty"
@@ -159,7 +161,9 @@ enum Render {
     }
 
     static func pad(_ s: String, _ n: Int, right: Bool = false) -> String {
-        s.count >= n ? s : (right ? String(repeating: " ", count: n - s.count) + s : s + String(repeating: " ", count: n - s.count))
+        s.count >= n
+            ? s
+            : (right ? String(repeating: " ", count: n - s.count) + s : s + String(repeating: " ", count: n - s.count))
     }
 
     static func row(_ cells: [(String, Int)]) -> String {
@@ -172,41 +176,67 @@ enum Render {
         if reports.isEmpty { out += "\(path): no lease areas found\n" }
         for report in reports {
             switch report {
-            case .lockspace(let l):
-                let used = l.slots.filter { !$0.isUnused }
-                out += "lockspace \(l.name) at offset \(l.offset): \(l.geometry), max_hosts \(l.geometry.maxHosts), \(used.count) slot(s) used or damaged\n"
-                let shown = l.slots.filter { all || !$0.isUnused }
-                if !shown.isEmpty {
-                    out += row([("host_id", 7), ("offset", 10), ("verdict", 14), ("owner", 5), ("gen", 5), ("timestamp", 10), ("io_to", 5), ("host_name", 0)])
-                }
-                for s in shown {
-                    let bits = s.notifying.isEmpty ? "" : " notify=\(s.notifying.map(String.init).joined(separator: ","))"
-                    out += row([("\(s.hostID)", 7), ("\(s.offset)", 10), (s.verdict.rawValue, 14), ("\(s.record.ownerID)", 5),
-                                ("\(s.record.ownerGeneration)", 5), ("\(s.record.timestamp)", 10), ("\(s.record.ioTimeout)", 5),
-                                (s.record.resourceName + bits, 0)])
-                }
-            case .resource(let r):
-                let l = r.leader
-                let state = r.leaderVerdict != .ok ? r.leaderVerdict.rawValue : (l.timestamp == 0 ? "free" : "held")
-                out += "resource \(l.spaceName):\(l.resourceName) at offset \(r.offset): \(r.geometry), num_hosts \(l.numHosts), leader \(state)\n"
-                out += "  leader  owner_id \(l.ownerID) gen \(l.ownerGeneration) lver \(l.lver) timestamp \(l.timestamp) flags \(hex(l.flags)) write_id \(l.writeID) write_gen \(l.writeGeneration) write_ts \(l.writeTimestamp) checksum \(hex(l.checksum))\n"
-                out += "  request \(r.requestVerdict.rawValue) lver \(r.request.lver) force_mode \(r.request.forceMode)\n"
-                if !r.sharedHolders.isEmpty { out += "  shared holders: \(r.sharedHolders.map(String.init).joined(separator: ","))\n" }
-                let shown = r.dblocks.filter { all || !$0.isUnused }
-                if !shown.isEmpty {
-                    out += "  " + row([("host_id", 7), ("offset", 10), ("verdict", 12), ("mbal", 8), ("bal", 8), ("inp", 5), ("inp2", 5), ("inp3", 10), ("lver", 6), ("flags", 0)])
-                    for d in shown {
-                        let flags = [d.dblock.isReleased ? "released" : nil, d.mode.isShared ? "SH(gen \(d.mode.generation))" : nil].compactMap { $0 }.joined(separator: ",")
-                        out += "  " + row([("\(d.hostID)", 7), ("\(d.offset)", 10), (d.verdict.rawValue, 12), ("\(d.dblock.mbal)", 8),
-                                           ("\(d.dblock.bal)", 8), ("\(d.dblock.inp)", 5), ("\(d.dblock.inp2)", 5), ("\(d.dblock.inp3)", 10),
-                                           ("\(d.dblock.lver)", 6), (flags, 0)])
-                    }
-                }
+            case .lockspace(let l): out += dumpLockspace(l, all: all)
+            case .resource(let r): out += dumpResource(r, all: all)
             case .unknown(let o, let v, let magic):
                 out += "unknown area at offset \(o): \(v.rawValue) (magic \(hex(magic)))\n"
             case .empty:
                 break
             }
+        }
+        return out
+    }
+
+    static func dumpLockspace(_ l: LockspaceReport, all: Bool) -> String {
+        let used = l.slots.filter { !$0.isUnused }
+        var out = "lockspace \(l.name) at offset \(l.offset): \(l.geometry), max_hosts \(l.geometry.maxHosts), "
+            + "\(used.count) slot(s) used or damaged\n"
+        let shown = l.slots.filter { all || !$0.isUnused }
+        if !shown.isEmpty {
+            out += row([
+                ("host_id", 7), ("offset", 10), ("verdict", 14), ("owner", 5), ("gen", 5), ("timestamp", 10),
+                ("io_to", 5), ("host_name", 0),
+            ])
+        }
+        for s in shown {
+            let bits = s.notifying.isEmpty ? "" : " notify=\(s.notifying.map(String.init).joined(separator: ","))"
+            out += row([
+                ("\(s.hostID)", 7), ("\(s.offset)", 10), (s.verdict.rawValue, 14), ("\(s.record.ownerID)", 5),
+                ("\(s.record.ownerGeneration)", 5), ("\(s.record.timestamp)", 10), ("\(s.record.ioTimeout)", 5),
+                (s.record.resourceName + bits, 0),
+            ])
+        }
+        return out
+    }
+
+    static func dumpResource(_ r: ResourceReport, all: Bool) -> String {
+        let l = r.leader
+        let state = r.leaderVerdict != .ok ? r.leaderVerdict.rawValue : (l.timestamp == 0 ? "free" : "held")
+        var out = "resource \(l.spaceName):\(l.resourceName) at offset \(r.offset): \(r.geometry), num_hosts "
+            + "\(l.numHosts), leader \(state)\n"
+        out += "  leader  owner_id \(l.ownerID) gen \(l.ownerGeneration) lver \(l.lver) timestamp "
+            + "\(l.timestamp) flags \(hex(l.flags)) write_id \(l.writeID) write_gen \(l.writeGeneration) "
+            + "write_ts \(l.writeTimestamp) checksum \(hex(l.checksum))\n"
+        out += "  request \(r.requestVerdict.rawValue) lver \(r.request.lver) force_mode \(r.request.forceMode)\n"
+        if !r.sharedHolders.isEmpty {
+            out += "  shared holders: \(r.sharedHolders.map(String.init).joined(separator: ","))\n"
+        }
+        let shown = r.dblocks.filter { all || !$0.isUnused }
+        guard !shown.isEmpty else { return out }
+        out += "  " + row([
+            ("host_id", 7), ("offset", 10), ("verdict", 12), ("mbal", 8), ("bal", 8), ("inp", 5),
+            ("inp2", 5), ("inp3", 10), ("lver", 6), ("flags", 0),
+        ])
+        for d in shown {
+            let flags = [
+                d.dblock.isReleased ? "released" : nil,
+                d.mode.isShared ? "SH(gen \(d.mode.generation))" : nil,
+            ].compactMap { $0 }.joined(separator: ",")
+            out += "  " + row([
+                ("\(d.hostID)", 7), ("\(d.offset)", 10), (d.verdict.rawValue, 12), ("\(d.dblock.mbal)", 8),
+                ("\(d.dblock.bal)", 8), ("\(d.dblock.inp)", 5), ("\(d.dblock.inp2)", 5), ("\(d.dblock.inp3)", 10),
+                ("\(d.dblock.lver)", 6), (flags, 0),
+            ])
         }
         return out
     }

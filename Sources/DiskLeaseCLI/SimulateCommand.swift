@@ -13,18 +13,32 @@ struct SimulateCommand: ParsableCommand {
 
     @Option(help: "First seed.") var seed: UInt64 = 1
     @Option(help: "How many consecutive seeds to run.") var seeds: Int = 1
-    @Option(help: "Daemon hosts per run (each runs the host core diskleased runs; default 3, 4 with --churn).") var hosts: Int?
+    @Option(help: "Daemon hosts per run (each runs the host core diskleased runs; default 3, 4 with --churn).")
+    var hosts: Int?
     @Option(help: "Direct hosts per run (disklease direct acquire/release, no daemon).") var directHosts: Int = 1
     @Option(help: "Resources per run.") var resources: Int?
     @Option(help: "Events per run.") var steps: Int = 4000
     @Option(help: "live or full.") var mode: String = "live"
-    @Option(help: "Break a rule on purpose to see the checker catch it: \(SafetyMutations.named.map(\.0).joined(separator: ", ")).")
+    @Option(
+        help: ArgumentHelp(
+            "Break a rule on purpose to see the checker catch it: "
+                + "\(SafetyMutations.named.map(\.0).joined(separator: ", ")).")
+    )
     var mutation: [String] = []
     @Flag(help: "No injected faults.") var noFaults = false
-    @Flag(help: "Every host shares io_timeout 1 and watchdog 4 (otherwise each picks its own).") var sharedTimeouts = false
-    @Flag(help: "The join-storm profile: frequent crashes, daemon restarts, leaves and lockspace-path outages, one resource.")
+    @Flag(help: "Every host shares io_timeout 1 and watchdog 4 (otherwise each picks its own).") var sharedTimeouts =
+        false
+    @Flag(
+        help: ArgumentHelp(
+            "The join-storm profile: frequent crashes, daemon restarts, leaves and lockspace-path outages, one "
+                + "resource.")
+    )
     var joinStorm = false
-    @Flag(help: "The churn profile: four hosts on one resource, leaves and rejoins, ballots disrupted between their reads and writes (daemon stopped, leave, others joining).")
+    @Flag(
+        help: ArgumentHelp(
+            "The churn profile: four hosts on one resource, leaves and rejoins, ballots disrupted between their "
+                + "reads and writes (daemon stopped, leave, others joining).")
+    )
     var churn = false
     @Flag(help: "Whole-second time: every latency and tick a whole second, join-storm faults, one resource.")
     var coarseClock = false
@@ -33,7 +47,9 @@ struct SimulateCommand: ParsableCommand {
 
     func validate() throws {
         guard ReadMode(rawValue: mode) != nil else { throw ValidationError("--mode is live or full") }
-        guard (1...64).contains(hosts ?? 1), (0...8).contains(directHosts), (1...16).contains(resources ?? 1), seeds >= 1, steps >= 1 else {
+        guard (1...64).contains(hosts ?? 1), (0...8).contains(directHosts), (1...16).contains(resources ?? 1),
+            seeds >= 1, steps >= 1
+        else {
             throw ValidationError("hosts 1...64, direct hosts 0...8, resources 1...16, seeds and steps ≥ 1")
         }
         for m in mutation where Self.mutation(named: m) == nil { throw ValidationError("unknown mutation \(m)") }
@@ -42,8 +58,12 @@ struct SimulateCommand: ParsableCommand {
     static func mutation(named n: String) -> SafetyMutations? { SafetyMutations.named.first { $0.0 == n }?.1 }
 
     func config(seed: UInt64) -> SimConfig {
-        var c = coarseClock ? SimConfig.coarse(seed: seed) : joinStorm ? SimConfig.joinStorm(seed: seed)
-            : churn ? SimConfig.churn(seed: seed) : SimConfig(seed: seed)
+        var c =
+            coarseClock
+            ? SimConfig.coarse(seed: seed)
+            : joinStorm
+                ? SimConfig.joinStorm(seed: seed)
+                : churn ? SimConfig.churn(seed: seed) : SimConfig(seed: seed)
         if let hosts { c.hosts = hosts }
         c.directHosts = directHosts
         c.mode = ReadMode(rawValue: mode)!

@@ -29,7 +29,9 @@ public final class DiskLeaseClient {
             throw WireError(.badRequest, "\(socketPath): socket path too long")
         }
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard rc == 0 else {
             let e = String(cString: strerror(errno))
@@ -52,7 +54,9 @@ public final class DiskLeaseClient {
         } catch {
             // The daemon may have answered and closed before reading (a refused uid): its
             // reply explains more than the broken pipe does.
-            if let early = try? readLine(), let resp = try? Wire.decoder().decode(Response.self, from: early) { return resp }
+            if let early = try? readLine(), let resp = try? Wire.decoder().decode(Response.self, from: early) {
+                return resp
+            }
             throw error
         }
         let reply = try readLine()
@@ -74,7 +78,9 @@ public final class DiskLeaseClient {
     private func send(_ data: Data) throws(WireError) {
         var sent = 0
         while sent < data.count {
-            let n = data.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, data.count - sent, Int32(MSG_NOSIGNAL)) }
+            let n = data.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + sent, data.count - sent, Int32(MSG_NOSIGNAL))
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw WireError(.io, "\(socketPath): send: \(String(cString: strerror(errno)))")
@@ -95,7 +101,9 @@ public final class DiskLeaseClient {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { throw WireError(.io, "\(socketPath): diskleased closed the connection") }
             buffer.append(contentsOf: chunk[0..<n])
-            if buffer.count > Wire.maxResponseBytes { throw WireError(.tooLarge, "response over \(Wire.maxResponseBytes) bytes") }
+            if buffer.count > Wire.maxResponseBytes {
+                throw WireError(.tooLarge, "response over \(Wire.maxResponseBytes) bytes")
+            }
         }
     }
 }
@@ -137,8 +145,10 @@ extension DiskLeaseClient {
     }
 
     /// Acquires `resource` and returns its fencing token (lver).
-    public func acquire(_ resource: ResourceRef, shared: Bool = false, wait: Bool = true, timeoutMs: Int? = nil,
-                        lver: UInt64? = nil, persistent: Bool = false) throws(WireError) -> UInt64 {
+    public func acquire(
+        _ resource: ResourceRef, shared: Bool = false, wait: Bool = true, timeoutMs: Int? = nil,
+        lver: UInt64? = nil, persistent: Bool = false
+    ) throws(WireError) -> UInt64 {
         var q = request(.acquire, resource)
         q.shared = shared
         q.wait = wait
@@ -154,8 +164,10 @@ extension DiskLeaseClient {
 
     /// Runs `body` holding `resource`, with the fencing token; the lease is released on every
     /// exit path (return or throw), and by the daemon if this process dies.
-    public func withLease<T>(_ resource: ResourceRef, shared: Bool = false, wait: Bool = true, timeoutMs: Int? = nil,
-                             _ body: (UInt64) throws -> T) throws -> T {
+    public func withLease<T>(
+        _ resource: ResourceRef, shared: Bool = false, wait: Bool = true, timeoutMs: Int? = nil,
+        _ body: (UInt64) throws -> T
+    ) throws -> T {
         let token = try acquire(resource, shared: shared, wait: wait, timeoutMs: timeoutMs)
         defer { try? release(resource) }
         return try body(token)

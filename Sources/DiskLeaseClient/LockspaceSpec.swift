@@ -39,7 +39,8 @@ public struct LockspaceSpec: Sendable, Hashable {
     /// `minimumHostID` (0 where a host id is not used, as in `init lockspace`).
     public init?(sanlock s: String, minimumHostID: Int = 1) {
         let p = splitSanlockSpec(s)
-        guard p.count == 4, !p[0].isEmpty, let h = Int(p[1]), h >= minimumHostID, !p[2].isEmpty, let o = UInt64(p[3]) else {
+        guard p.count == 4, !p[0].isEmpty, let h = Int(p[1]), h >= minimumHostID, !p[2].isEmpty, let o = UInt64(p[3])
+        else {
             return nil
         }
         self.init(name: p[0], hostID: h, path: p[2], offset: o)

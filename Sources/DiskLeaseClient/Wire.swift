@@ -123,8 +123,10 @@ public struct LeaseInfo: Codable, Sendable, Equatable {
     /// Another host asked for it (a request record naming this version or later).
     public var releaseRequested: Bool
 
-    public init(lockspace: String, resource: String, path: String, offset: UInt64, lver: UInt64, shared: Bool,
-                pid: Int32, persistent: Bool, orphan: Bool, releaseRequested: Bool) {
+    public init(
+        lockspace: String, resource: String, path: String, offset: UInt64, lver: UInt64, shared: Bool,
+        pid: Int32, persistent: Bool, orphan: Bool, releaseRequested: Bool
+    ) {
         self.lockspace = lockspace
         self.resource = resource
         self.path = path
@@ -153,8 +155,10 @@ public struct LockspaceInfo: Codable, Sendable, Equatable {
     public var renewalAgeSeconds: Double
     public var readMode: String
 
-    public init(name: String, hostId: Int, path: String, offset: UInt64, state: String, detail: String,
-                generation: UInt64, ioTimeout: Int, renewalAgeSeconds: Double, readMode: String) {
+    public init(
+        name: String, hostId: Int, path: String, offset: UInt64, state: String, detail: String,
+        generation: UInt64, ioTimeout: Int, renewalAgeSeconds: Double, readMode: String
+    ) {
         self.name = name
         self.hostId = hostId
         self.path = path

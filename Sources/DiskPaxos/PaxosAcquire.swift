@@ -43,8 +43,10 @@ public struct PaxosAcquire: LeaseOperation {
         /// timed-out write that lands after our next read): the next ballot is never for a
         /// lower version, and our block never goes back.
         public var minimumLver: UInt64 = 0
-        public init(shared: Bool = false, noWait: Bool = false, requiredLver: UInt64? = nil,
-                    convertFromShared: Bool = false, maxBallots: Int = 16) {
+        public init(
+            shared: Bool = false, noWait: Bool = false, requiredLver: UInt64? = nil,
+            convertFromShared: Bool = false, maxBallots: Int = 16
+        ) {
             self.shared = shared
             self.noWait = noWait
             self.requiredLver = requiredLver
@@ -103,8 +105,10 @@ public struct PaxosAcquire: LeaseOperation {
         case convertFinishWrite, abortSleep, retryLeaderRead, retractWrite, rebuildRead, refusalRetractWrite, done
     }
 
-    public init(resource: PaxosResource, host: PaxosHost, context: BallotContext,
-                options: Options = Options(), seed: UInt64) {
+    public init(
+        resource: PaxosResource, host: PaxosHost, context: BallotContext,
+        options: Options = Options(), seed: UInt64
+    ) {
         precondition((1...resource.layout.geometry.maxHosts).contains(host.hostID))
         precondition(context.view.ourHostID == host.hostID, "the view must be ours")
         self.resource = resource
@@ -117,7 +121,9 @@ public struct PaxosAcquire: LeaseOperation {
     var layout: AreaLayout { resource.layout }
     var ss: Int { layout.geometry.sectorSize }
     var maxHosts: UInt64 { UInt64(layout.geometry.maxHosts) }
-    var epochRange: IORange { IORange(offset: context.lockspace.epochOffset, length: context.lockspace.geometry.sectorSize) }
+    var epochRange: IORange {
+        IORange(offset: context.lockspace.epochOffset, length: context.lockspace.geometry.sectorSize)
+    }
 
     // MARK: - Steps
 
@@ -203,9 +209,11 @@ public struct PaxosAcquire: LeaseOperation {
 
     private mutating func afterRebuild(_ reads: [[UInt8]], now: Nanos) -> Step<Output> {
         let label = context.mutations.contains(.buildInOneBatch) ? EpochStamp(sector: reads[1]) : rebuildEpoch
-        context.membership = Membership(epoch: label, slotBytes: reads[0], layout: context.lockspace, space: resource.space)
-        context.view.refresh(AreaSnapshot(bytes: reads[0], issuedAt: now, completedAt: now), layout: context.lockspace,
-                             space: resource.space)
+        context.membership = Membership(
+            epoch: label, slotBytes: reads[0], layout: context.lockspace, space: resource.space)
+        context.view.refresh(
+            AreaSnapshot(bytes: reads[0], issuedAt: now, completedAt: now), layout: context.lockspace,
+            space: resource.space)
         // Everything is judged afresh from a new initial read: new members' blocks (their
         // mbal and lver) have never been read. Our accepted value survives in our block.
         options.minimumMbal = max(options.minimumMbal, highestMbal)
@@ -216,20 +224,23 @@ public struct PaxosAcquire: LeaseOperation {
     // MARK: - Deciding
 
     private func makePlan(numHosts: Int, now: Nanos) -> ReadPlan {
-        ReadPlanner.plan(layout: layout, numHosts: numHosts, hostIDs: context.dblockHosts(now: now), mode: context.effectiveMode)
+        ReadPlanner.plan(
+            layout: layout, numHosts: numHosts, hostIDs: context.dblockHosts(now: now), mode: context.effectiveMode)
     }
 
     private mutating func afterInitialRead(_ reads: [[UInt8]], now: Nanos) -> Step<Output> {
         let sectors = sectorMap(reads)
         let l: LeaderRecord
         do {
-            l = try LeaderRecord.verifyPaxos(sectors[0]!, deviceOffset: layout.offset, space: resource.space,
-                                             resource: resource.name, hostID: UInt64(host.hostID))
+            l = try LeaderRecord.verifyPaxos(
+                sectors[0]!, deviceOffset: layout.offset, space: resource.space,
+                resource: resource.name, hostID: UInt64(host.hostID))
         } catch {
             return finish(.failure(.leader(error)))
         }
         if let g = try? l.geometry(deviceOffset: layout.offset), g != layout.geometry {
-            return finish(.failure(.geometryMismatch(offset: layout.offset, expected: "\(layout.geometry)", found: "\(g)")))
+            return finish(
+                .failure(.geometryMismatch(offset: layout.offset, expected: "\(layout.geometry)", found: "\(g)")))
         }
         leader = l
         // The plan assumed max_hosts dblocks; num_hosts may be smaller (fewer blocks examined).
@@ -282,7 +293,8 @@ public struct PaxosAcquire: LeaseOperation {
     private func nextBallot(above m: UInt64) throws(FormatError) -> UInt64 {
         let base = m - m % maxHosts
         let step = try Checked.add(base, maxHosts, field: "mbal", offset: layout.dblockOffset(hostID: host.hostID))
-        return try Checked.add(step, UInt64(host.hostID), field: "mbal", offset: layout.dblockOffset(hostID: host.hostID))
+        return try Checked.add(
+            step, UInt64(host.hostID), field: "mbal", offset: layout.dblockOffset(hostID: host.hostID))
     }
 
     /// nil when the owner may be replaced: its host id is FREE or rejoined with a newer
@@ -310,15 +322,17 @@ public struct PaxosAcquire: LeaseOperation {
         precondition(ourMbal > options.minimumMbal || options.minimumMbal == 0, "mbal went backwards")
         precondition(ourMbal >= dblock.mbal, "mbal went backwards")
         precondition(nextLver >= dblock.lver || dblock.lver == 0, "lver went backwards")
-        precondition(nextLver >= options.minimumLver || context.mutations.contains(.noLverFloor),
-                     "lver below one we wrote before")
+        precondition(
+            nextLver >= options.minimumLver || context.mutations.contains(.noLverFloor),
+            "lver below one we wrote before")
         highestMbal = max(highestMbal, ourMbal)
         // Disk Paxos keeps a host's accepted value (bal, inp) across its ballots for the same
         // instance. sanlock's phase 1 zeroes them; then a host whose decided value's commit
         // write timed out (and may still land) can decide a second value for the same lver.
         let keep = dblock.lver == nextLver && dblock.bal != 0 && dblock.inp != 0
-        dblock = PaxosDblock(mbal: ourMbal, bal: keep ? dblock.bal : 0, inp: keep ? dblock.inp : 0,
-                             inp2: keep ? dblock.inp2 : 0, inp3: keep ? dblock.inp3 : 0, lver: nextLver)
+        dblock = PaxosDblock(
+            mbal: ourMbal, bal: keep ? dblock.bal : 0, inp: keep ? dblock.inp : 0,
+            inp2: keep ? dblock.inp2 : 0, inp3: keep ? dblock.inp3 : 0, lver: nextLver)
         // A retracted version stays retracted in every block we write for it: another host
         // that read RELEASED may already have taken over from a commit in our name.
         if nextLver == retractedLver { dblock.flags = PaxosDblock.flagReleased }
@@ -403,7 +417,8 @@ public struct PaxosAcquire: LeaseOperation {
             phase = .sharedModeWrite
             var d = dblock
             d.flags = PaxosDblock.flagReleased
-            return .perform(.write([ourSector(d, mode: ModeBlock(flags: ModeBlock.flagShared, generation: host.generation))]))
+            return .perform(
+                .write([ourSector(d, mode: ModeBlock(flags: ModeBlock.flagShared, generation: host.generation))]))
         }
         // Exclusive: shared holders that are not live are cleared; live ones refuse us.
         let candidates = sharedSeen.keys.sorted()
@@ -422,7 +437,8 @@ public struct PaxosAcquire: LeaseOperation {
             let s = context.state(of: h, now: now)
             let rejoined = (context.view.hosts[h]?.generation ?? 0) > mode.generation
             if s == .free || s == .dead || rejoined {
-                clear.append(SectorWrite(offset: layout.dblockOffset(hostID: h), bytes: [UInt8](repeating: 0, count: ss)))
+                clear.append(
+                    SectorWrite(offset: layout.dblockOffset(hostID: h), bytes: [UInt8](repeating: 0, count: ss)))
             } else {
                 live.append(h)
             }
@@ -484,7 +500,8 @@ public struct PaxosAcquire: LeaseOperation {
     private mutating func afterRetryLeaderRead(_ sector: [UInt8], now: Nanos) -> Step<Output> {
         let l: LeaderRecord
         do {
-            l = try LeaderRecord.verifyPaxos(sector, deviceOffset: layout.offset, space: resource.space, resource: resource.name)
+            l = try LeaderRecord.verifyPaxos(
+                sector, deviceOffset: layout.offset, space: resource.space, resource: resource.name)
         } catch {
             return finish(.failure(.leader(error)))
         }
@@ -555,8 +572,9 @@ public struct PaxosAcquire: LeaseOperation {
     // MARK: - Helpers
 
     private func grant() -> Grant {
-        Grant(resource: resource, host: host, lver: committed.lver, shared: options.shared, leader: leader,
-              dblock: dblock, dominated: context.dominated, ballots: ballots)
+        Grant(
+            resource: resource, host: host, lver: committed.lver, shared: options.shared, leader: leader,
+            dblock: dblock, dominated: context.dominated, ballots: ballots)
     }
 
     /// Our sector: dblock at 0, mode block at 128 (kept SHARED while converting from shared).
@@ -568,7 +586,10 @@ public struct PaxosAcquire: LeaseOperation {
         }
         block.encode(into: &bytes)
         lastWritten = block
-        let m = mode ?? (options.convertFromShared ? ModeBlock(flags: ModeBlock.flagShared, generation: host.generation) : ModeBlock())
+        let m =
+            mode
+            ?? (options.convertFromShared
+                ? ModeBlock(flags: ModeBlock.flagShared, generation: host.generation) : ModeBlock())
         m.encode(into: &bytes)
         return SectorWrite(offset: layout.dblockOffset(hostID: host.hostID), bytes: bytes)
     }
@@ -590,7 +611,9 @@ public struct PaxosAcquire: LeaseOperation {
         if d.isEmpty { return .success(d) }
         let computed = CRC32C.sanlock(sector[0..<PaxosDblock.checksumLength])
         guard computed == d.checksum else {
-            return .failure(.corruptDblock(hostID: h, offset: layout.dblockOffset(hostID: h), stored: d.checksum, computed: computed))
+            return .failure(
+                .corruptDblock(
+                    hostID: h, offset: layout.dblockOffset(hostID: h), stored: d.checksum, computed: computed))
         }
         return .success(d)
     }
@@ -617,4 +640,3 @@ public struct PaxosAcquire: LeaseOperation {
         }
     }
 }
-

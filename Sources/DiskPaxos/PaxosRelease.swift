@@ -51,14 +51,16 @@ public struct PaxosRelease: LeaseOperation {
             guard case .read(let r) = result else { preconditionFailure("expected a read") }
             let l: LeaderRecord
             do {
-                l = try LeaderRecord.verifyPaxos(r[0], deviceOffset: layout.offset, space: grant.resource.space,
-                                                 resource: grant.resource.name)
+                l = try LeaderRecord.verifyPaxos(
+                    r[0], deviceOffset: layout.offset, space: grant.resource.space,
+                    resource: grant.resource.name)
             } catch {
                 return .finished(.failure(.leader(error)))
             }
             let us = UInt64(grant.host.hostID)
             guard l.writeID == us else { return done(sharedGrant()) }
-            guard l.lver == grant.lver, l.ownerID == us, l.ownerGeneration == grant.host.generation, l.timestamp != 0 else {
+            guard l.lver == grant.lver, l.ownerID == us, l.ownerGeneration == grant.host.generation, l.timestamp != 0
+            else {
                 return .finished(.failure(.notOwner(lver: grant.lver)))
             }
             var w = l
@@ -130,7 +132,8 @@ public struct PaxosRequest: LeaseOperation {
         guard case .read(let r) = result else { preconditionFailure("expected a read") }
         let l: LeaderRecord
         do {
-            l = try LeaderRecord.verifyPaxos(r[0], deviceOffset: resource.layout.offset, space: resource.space, resource: resource.name)
+            l = try LeaderRecord.verifyPaxos(
+                r[0], deviceOffset: resource.layout.offset, space: resource.space, resource: resource.name)
         } catch {
             return .finished(.failure(.leader(error)))
         }

@@ -46,8 +46,10 @@ public struct BallotContext: Sendable {
     public var mode: ReadMode
     public var mutations: SafetyMutations
 
-    public init(lockspace: AreaLayout, membership: Membership, view: LiveView, mode: ReadMode,
-                dominated: [Int: UInt64] = [:], mutations: SafetyMutations = []) {
+    public init(
+        lockspace: AreaLayout, membership: Membership, view: LiveView, mode: ReadMode,
+        dominated: [Int: UInt64] = [:], mutations: SafetyMutations = []
+    ) {
         self.lockspace = lockspace
         self.membership = membership
         self.view = view
@@ -61,8 +63,9 @@ public struct BallotContext: Sendable {
 
     /// Rule 2: ourselves, every present slot, and left slots not yet shown dominated.
     public func dblockHosts(now: Nanos) -> [Int] {
-        var ids = membership.readSet(ourHostID: view.ourHostID, dominated: dominated,
-                                     dropLeftAtOnce: mutations.contains(.dropLeftAtOnce))
+        var ids = membership.readSet(
+            ourHostID: view.ourHostID, dominated: dominated,
+            dropLeftAtOnce: mutations.contains(.dropLeftAtOnce))
         if mutations.contains(.dropDeadBlocks) {
             ids.removeAll { $0 != view.ourHostID && view.state(of: $0, now: now) == .dead }
         }
@@ -91,8 +94,10 @@ public struct Grant: Sendable, Hashable {
     /// Ballots run (1 when uncontended).
     public var ballots: Int
 
-    public init(resource: PaxosResource, host: PaxosHost, lver: UInt64, shared: Bool, leader: LeaderRecord,
-                dblock: PaxosDblock, dominated: [Int: UInt64], ballots: Int) {
+    public init(
+        resource: PaxosResource, host: PaxosHost, lver: UInt64, shared: Bool, leader: LeaderRecord,
+        dblock: PaxosDblock, dominated: [Int: UInt64], ballots: Int
+    ) {
         self.resource = resource
         self.host = host
         self.lver = lver
@@ -140,13 +145,16 @@ public enum PaxosError: Error, Equatable, Sendable, CustomStringConvertible {
         case .io(let e): return e.description
         case .leader(let e): return e.description
         case let .corruptDblock(h, o, s, c):
-            return "offset \(o): dblock of host_id \(h) has a bad checksum 0x\(String(s, radix: 16)) (computed 0x\(String(c, radix: 16)))"
+            return
+                "offset \(o): dblock of host_id \(h) has a bad checksum 0x\(String(s, radix: 16)) (computed "
+                    + "0x\(String(c, radix: 16)))"
         case let .geometryMismatch(o, e, f): return "offset \(o): resource is \(f), expected \(e)"
         case let .held(o, g, l, s): return "held by host_id \(o) generation \(g) (\(s.rawValue)) at lver \(l)"
         case let .lverMismatch(r, c): return "required lver \(r) but the lease is at lver \(c)"
         case let .acquiredByOther(o, l): return "host_id \(o) acquired lver \(l) first"
         case .outOfRange(let e): return e.description
-        case let .membershipChurn(l, n): return "lockspace membership changed \(n) times during the ballot for lver \(l); retry"
+        case let .membershipChurn(l, n):
+            return "lockspace membership changed \(n) times during the ballot for lver \(l); retry"
         case .membership(let e): return "membership rebuild: \(e)"
         case .sharedHolders(let h): return "held shared by live host_id(s) \(h.map(String.init).joined(separator: ","))"
         case let .contended(l, b): return "gave up on lver \(l) after \(b) ballots"

@@ -40,7 +40,9 @@ public enum ReadPlanner {
         let fullSectors = full.bytes / layout.geometry.sectorSize
         if cost >= requestCostSectors + fullSectors { return full }
         let ss = layout.geometry.sectorSize
-        let ranges = runs.map { IORange(offset: layout.offset + UInt64($0.first * ss), length: ($0.last - $0.first + 1) * ss) }
+        let ranges = runs.map {
+            IORange(offset: layout.offset + UInt64($0.first * ss), length: ($0.last - $0.first + 1) * ss)
+        }
         let covered = runs.flatMap { ($0.first...$0.last).map { $0 - 1 } }.filter { $0 >= 1 && $0 <= numHosts }
         return ReadPlan(ranges: ranges, hostIDs: covered, mode: .live)
     }

@@ -14,7 +14,8 @@ public struct RequestCheck: LeaseOperation {
 
     public mutating func start(now: Nanos) -> Step<Output> {
         if resources.isEmpty { return .finished(.success([:])) }
-        return .perform(.read(resources.map { IORange(offset: $0.layout.requestOffset, length: $0.layout.geometry.sectorSize) }))
+        return .perform(
+            .read(resources.map { IORange(offset: $0.layout.requestOffset, length: $0.layout.geometry.sectorSize) }))
     }
 
     public mutating func resume(_ result: IOResult, now: Nanos) -> Step<Output> {

@@ -131,8 +131,9 @@ public struct HostCore: Sendable {
         let held = holdings.keys.sorted().flatMap { k in holdings[k]!.map(\.persisted) }
         // Fenced holders not yet confirmed gone go in too: a restart must stop them first.
         let fencing = stopping.keys.sorted { $0.pid < $1.pid }.map { p in
-            PersistedLease(lockspace: stopping[p]!, resource: "*", path: "", offset: 0, lver: 0, shared: false, pid: p.pid,
-                           startTime: p.startTime, persistent: false, orphan: false, releaseRequested: false, fenced: true)
+            PersistedLease(
+                lockspace: stopping[p]!, resource: "*", path: "", offset: 0, lver: 0, shared: false, pid: p.pid,
+                startTime: p.startTime, persistent: false, orphan: false, releaseRequested: false, fenced: true)
         }
         return held + fencing
     }
@@ -159,7 +160,9 @@ public struct HostCore: Sendable {
         let anyStopping = !stopping.isEmpty && !mutations.contains(.feedWatchdogWhileVictimLives)
         if anyStopping { return false }
         for ls in lockspaces.values where ls.state == .joined {
-            if let last = ls.lastSuccess, now.boot - last.boot > Clock.seconds(ls.timeouts.renewalFailSeconds) { return false }
+            if let last = ls.lastSuccess, now.boot - last.boot > Clock.seconds(ls.timeouts.renewalFailSeconds) {
+                return false
+            }
         }
         return true
     }
@@ -178,7 +181,8 @@ public struct HostCore: Sendable {
             if seen.insert(v.process).inserted { leftovers.append(v) }
         }
         if !leftovers.isEmpty {
-            log(.warning, "previous incarnation's holders may still run: stopping them first",
+            log(
+                .warning, "previous incarnation's holders may still run: stopping them first",
                 ["holders": leftovers.map(\.description).joined(separator: ", ")])
             if !mutations.contains(.restartWithoutKillingLeftovers) {
                 for v in leftovers { stopping[v.process] = v.lockspace }
@@ -199,7 +203,9 @@ public struct HostCore: Sendable {
 
     mutating func victimUnconfirmed(_ v: Victim) {
         unconfirmed.insert(v.process)
-        log(.critical, "could not confirm a holder gone: not feeding the watchdog", ["pid": "\(v.pid)", "lockspace": v.lockspace])
+        log(
+            .critical, "could not confirm a holder gone: not feeding the watchdog",
+            ["pid": "\(v.pid)", "lockspace": v.lockspace])
     }
 
     /// Whether a process of `lockspace` (a fenced holder or a leftover) may still run.
@@ -221,7 +227,9 @@ public struct HostCore: Sendable {
         for k in work.keys.sorted() { pump(k) }
         for name in lockspaces.keys.sorted() where lockspaces[name]!.state != .left {
             lockspaces[name]!.leaveRequested = true
-            if lockspaces[name]!.state == .joining || lockspaces[name]!.state == .clearingLeftovers { lockspaces[name]!.state = .leaving }
+            if lockspaces[name]!.state == .joining || lockspaces[name]!.state == .clearingLeftovers {
+                lockspaces[name]!.state = .leaving
+            }
             driveLockspace(name)
         }
         finishShutdownIfDone()
@@ -246,8 +254,9 @@ public struct HostCore: Sendable {
         guard let ls = lockspaces[name] else { return nil }
         return ls.view.hosts.keys.sorted().map { h in
             let o = ls.view.hosts[h]!
-            return HostStatus(hostID: h, state: ls.view.state(of: h, now: now.mono), generation: o.generation,
-                              timestamp: o.timestamp, name: o.name)
+            return HostStatus(
+                hostID: h, state: ls.view.state(of: h, now: now.mono), generation: o.generation,
+                timestamp: o.timestamp, name: o.name)
         }
     }
 

@@ -26,7 +26,8 @@ extension HostOperation {
         case .acquire(var op): defer { self = .acquire(op) }; return drive(&op) { o, final in .acquire(o, final) }
         case .release(var op): defer { self = .release(op) }; return drive(&op) { o, _ in .release(o) }
         case .request(var op): defer { self = .request(op) }; return drive(&op) { o, _ in .request(o) }
-        case .checkRequests(var op): defer { self = .checkRequests(op) }; return drive(&op) { o, _ in .checkRequests(o) }
+        case .checkRequests(var op):
+            defer { self = .checkRequests(op) }; return drive(&op) { o, _ in .checkRequests(o) }
         case .drain: preconditionFailure("drain is run by the driver")
         }
     }

@@ -80,8 +80,10 @@ public struct LockspaceSetup: Sendable, Hashable {
     public var timeouts: Timeouts
     public var mode: ReadMode
     public var hostName: String
-    public init(name: String, hostID: Int, path: String, offset: UInt64, layout: AreaLayout, timeouts: Timeouts,
-                mode: ReadMode, hostName: String) {
+    public init(
+        name: String, hostID: Int, path: String, offset: UInt64, layout: AreaLayout, timeouts: Timeouts,
+        mode: ReadMode, hostName: String
+    ) {
         self.name = name
         self.hostID = hostID
         self.path = path
@@ -109,8 +111,10 @@ public struct PersistedLease: Sendable, Hashable, Codable {
     /// A holder being stopped after its lockspace failed, not yet confirmed gone: the next
     /// incarnation must stop it before it feeds the watchdog, and has no lease to recover.
     public var fenced: Bool?
-    public init(lockspace: String, resource: String, path: String, offset: UInt64, lver: UInt64, shared: Bool, pid: Int32,
-                startTime: UInt64, persistent: Bool, orphan: Bool, releaseRequested: Bool, fenced: Bool? = nil) {
+    public init(
+        lockspace: String, resource: String, path: String, offset: UInt64, lver: UInt64, shared: Bool, pid: Int32,
+        startTime: UInt64, persistent: Bool, orphan: Bool, releaseRequested: Bool, fenced: Bool? = nil
+    ) {
         self.fenced = fenced
         self.lockspace = lockspace
         self.resource = resource
@@ -139,8 +143,10 @@ public struct AcquireRequest: Sendable, Hashable {
     public var deadline: Nanos?
     public var requiredLver: UInt64?
     public var persistent: Bool
-    public init(key: ResourceKey, path: String, offset: UInt64, shared: Bool = false, wait: Bool = true,
-                deadline: Nanos? = nil, requiredLver: UInt64? = nil, persistent: Bool = false) {
+    public init(
+        key: ResourceKey, path: String, offset: UInt64, shared: Bool = false, wait: Bool = true,
+        deadline: Nanos? = nil, requiredLver: UInt64? = nil, persistent: Bool = false
+    ) {
         self.key = key
         self.path = path
         self.offset = offset

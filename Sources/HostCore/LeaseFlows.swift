@@ -52,10 +52,13 @@ extension HostCore {
             if holdings[k]![i].persistent {
                 holdings[k]![i].client = nil
                 persist()
-                log(.notice, "process exited: persistent lease kept as orphan", ["resource": "\(k)", "pid": "\(c.pid)"])
+                log(
+                    .notice, "process exited: persistent lease kept as orphan", ["resource": "\(k)", "pid": "\(c.pid)"])
                 continue
             }
-            log(.info, "process exited: releasing", ["resource": "\(k)", "pid": "\(c.pid)", "lver": "\(holdings[k]![i].grant.lver)"])
+            log(
+                .info, "process exited: releasing",
+                ["resource": "\(k)", "pid": "\(c.pid)", "lver": "\(holdings[k]![i].grant.lver)"])
             dropHolding(at: i, of: k, reply: nil)
         }
         for k in waiters.keys.sorted() where busy[k] == nil { pump(k) }
@@ -102,13 +105,15 @@ extension HostCore {
                 return false
             }
             if toShared {
-                startResourceOp(k, .convert(id, c, toShared: true), .release(PaxosRelease(grant: h.grant, toShared: true)))
+                startResourceOp(
+                    k, .convert(id, c, toShared: true), .release(PaxosRelease(grant: h.grant, toShared: true)))
             } else {
                 guard let ctx = ls.ballotContext(for: k.name, mutations: mutations) else { return false }
                 var options = PaxosAcquire.Options(shared: false, noWait: true, convertFromShared: true)
                 options.minimumMbal = ls.highestMbal[k.name] ?? 0
                 options.minimumLver = ls.highestLver[k.name] ?? 0
-                let op = PaxosAcquire(resource: h.grant.resource, host: h.grant.host, context: ctx, options: options, seed: nonce())
+                let op = PaxosAcquire(
+                    resource: h.grant.resource, host: h.grant.host, context: ctx, options: options, seed: nonce())
                 startResourceOp(k, .convert(id, c, toShared: false), .acquire(op))
             }
         case let .request(id, r, lver):
@@ -175,7 +180,9 @@ extension HostCore {
         }
     }
 
-    mutating func converted(_ k: ResourceKey, _ id: RequestID, _ c: ClientRef, _ toShared: Bool, _ r: Result<Grant?, PaxosError>) {
+    mutating func converted(
+        _ k: ResourceKey, _ id: RequestID, _ c: ClientRef, _ toShared: Bool, _ r: Result<Grant?, PaxosError>
+    ) {
         guard let i = holdings[k]?.firstIndex(where: { $0.client?.id == c.id }) else {
             // The holder let go meanwhile; a new grant (EX after convert) is released.
             if case .success(let g?) = r { work[k, default: []].append(.release(g, reply: nil)) }
@@ -193,7 +200,8 @@ extension HostCore {
             holdings[k]![i].grant.shared = true
             holdings[k]![i].grant.dblock.flags |= PaxosDblock.flagReleased
             persist()
-            log(.warning, "convert to shared failed part way; holding as shared", ["resource": "\(k)", "error": "\(e)"])
+            log(
+                .warning, "convert to shared failed part way; holding as shared", ["resource": "\(k)", "error": "\(e)"])
             reply(id, .granted(lver: holdings[k]![i].grant.lver))
         case .failure(let e):
             // SH → EX failed: the SH holding stands (its mode block was kept, rule 8).
@@ -218,9 +226,12 @@ extension HostCore {
     // MARK: - Release requests addressed to us
 
     mutating func checkRequests(_ name: String) {
-        let held = holdings.keys.sorted().filter { $0.lockspace == name }.compactMap { holdings[$0]!.first?.grant.resource }
+        let held = holdings.keys.sorted().filter { $0.lockspace == name }.compactMap {
+            holdings[$0]!.first?.grant.resource
+        }
         guard !held.isEmpty else { return }
-        let id = run(.checkRequests(name), lockspace: name, lane: .ballot, .checkRequests(RequestCheck(resources: held)))
+        let id = run(
+            .checkRequests(name), lockspace: name, lane: .ballot, .checkRequests(RequestCheck(resources: held)))
         lockspaces[name]!.ballotOps.insert(id)
     }
 
@@ -247,7 +258,8 @@ extension HostCore {
         guard let leases = previous.removeValue(forKey: name) else { return }
         var seen = Set<String>()
         for l in leases where seen.insert(l.resource).inserted {
-            let req = AcquireRequest(key: l.key, path: l.path, offset: l.offset, shared: l.shared, wait: false, persistent: true)
+            let req = AcquireRequest(
+                key: l.key, path: l.path, offset: l.offset, shared: l.shared, wait: false, persistent: true)
             var w = Waiter(request: nil, client: nil, req: req, ticket: nextTicket)
             w.recovering = true
             nextTicket += 1
@@ -261,7 +273,8 @@ extension HostCore {
             log(.notice, "previous incarnation's lease released", ["resource": "\(k)", "lver": "\(g.lver)"])
             work[k, default: []].append(.release(g, reply: nil))
         } else {
-            holdings[k, default: []].append(Holding(key: k, path: w.req.path, offset: w.req.offset, grant: g, client: nil, persistent: true))
+            holdings[k, default: []].append(
+                Holding(key: k, path: w.req.path, offset: w.req.offset, grant: g, client: nil, persistent: true))
             persist()
             log(.notice, "previous incarnation's lease adopted as orphan", ["resource": "\(k)", "lver": "\(g.lver)"])
         }

@@ -18,12 +18,15 @@ struct Holding: Sendable {
     var orphan: Bool { client == nil }
 
     var persisted: PersistedLease {
-        PersistedLease(lockspace: key.lockspace, resource: key.name, path: path, offset: offset, lver: grant.lver,
-                       shared: grant.shared, pid: client?.pid ?? 0, startTime: client?.startTime ?? 0,
-                       persistent: persistent, orphan: orphan, releaseRequested: releaseRequested)
+        PersistedLease(
+            lockspace: key.lockspace, resource: key.name, path: path, offset: offset, lver: grant.lver,
+            shared: grant.shared, pid: client?.pid ?? 0, startTime: client?.startTime ?? 0,
+            persistent: persistent, orphan: orphan, releaseRequested: releaseRequested)
     }
 
-    func victim(_ c: ClientRef) -> Victim { Victim(pid: c.pid, startTime: c.startTime, lockspace: key.lockspace, resource: key.name) }
+    func victim(_ c: ClientRef) -> Victim {
+        Victim(pid: c.pid, startTime: c.startTime, lockspace: key.lockspace, resource: key.name)
+    }
 }
 
 /// A local acquire waiting its turn (local waiters are admitted in arrival order).
@@ -72,7 +75,9 @@ extension HostCore {
         if let i = holdings[k]?.firstIndex(where: { $0.orphan && $0.grant.shared == req.shared }) {
             holdings[k]![i].client = c
             holdings[k]![i].persistent = req.persistent
-            log(.info, "orphan adopted", ["resource": "\(k)", "pid": "\(c.pid)", "lver": "\(holdings[k]![i].grant.lver)"])
+            log(
+                .info, "orphan adopted",
+                ["resource": "\(k)", "pid": "\(c.pid)", "lver": "\(holdings[k]![i].grant.lver)"])
             persist()
             return reply(id, .granted(lver: holdings[k]![i].grant.lver))
         }
@@ -83,7 +88,9 @@ extension HostCore {
 
     /// nil when ballots can run in `name`, else why not.
     func usable(_ name: String) -> HostFailure? {
-        guard let ls = lockspaces[name] else { return HostFailure(.noLockspace, "no lockspace \(name) (add_lockspace first)") }
+        guard let ls = lockspaces[name] else {
+            return HostFailure(.noLockspace, "no lockspace \(name) (add_lockspace first)")
+        }
         switch ls.state {
         case .joined: return ls.leaveRequested ? HostFailure(.noLockspace, "lockspace \(name) is being left") : nil
         case .joining, .clearingLeftovers: return HostFailure(.joining, "lockspace \(name) is joining: \(ls.detail)")
@@ -119,7 +126,9 @@ extension HostCore {
         if !local.isEmpty && (!w.req.shared || local.contains { !$0.grant.shared }) {
             if !w.req.wait {
                 waiters[k]!.removeFirst()
-                fail(w.request, .busy, "\(k) is held on this host by \(local.first!.client.map { "pid \($0.pid)" } ?? "an orphan")")
+                fail(
+                    w.request, .busy,
+                    "\(k) is held on this host by \(local.first!.client.map { "pid \($0.pid)" } ?? "an orphan")")
                 return true
             }
             return false
@@ -127,8 +136,10 @@ extension HostCore {
         if w.req.shared, let h = local.first, h.grant.shared, let c = w.client {
             // A second SH holder on this host shares the host's SH grant.
             waiters[k]!.removeFirst()
-            holdings[k]!.append(Holding(key: k, path: w.req.path, offset: w.req.offset, grant: h.grant, client: c,
-                                        persistent: w.req.persistent))
+            holdings[k]!.append(
+                Holding(
+                    key: k, path: w.req.path, offset: w.req.offset, grant: h.grant, client: c,
+                    persistent: w.req.persistent))
             persist()
             reply(w.request, .granted(lver: h.grant.lver))
             return true
@@ -145,9 +156,12 @@ extension HostCore {
         var options = PaxosAcquire.Options(shared: w.req.shared, noWait: !w.req.wait, requiredLver: w.req.requiredLver)
         options.minimumMbal = ls.highestMbal[k.name] ?? 0
         options.minimumLver = ls.highestLver[k.name] ?? 0
-        let resource = PaxosResource(space: k.lockspace, name: k.name, layout: AreaLayout(offset: w.req.offset, geometry: ls.setup.layout.geometry))
-        let op = PaxosAcquire(resource: resource, host: PaxosHost(hostID: ls.setup.hostID, generation: ls.generation),
-                              context: ctx, options: options, seed: nonce())
+        let resource = PaxosResource(
+            space: k.lockspace, name: k.name,
+            layout: AreaLayout(offset: w.req.offset, geometry: ls.setup.layout.geometry))
+        let op = PaxosAcquire(
+            resource: resource, host: PaxosHost(hostID: ls.setup.hostID, generation: ls.generation),
+            context: ctx, options: options, seed: nonce())
         startResourceOp(k, .acquire(ticket: w.ticket), .acquire(op))
     }
 
@@ -182,11 +196,17 @@ extension HostCore {
             waiters[k]!.remove(at: wi)
             unwatch(k)
             if w.recovering { return recovered(k, g, w) }
-            holdings[k, default: []].append(Holding(key: k, path: w.req.path, offset: w.req.offset, grant: g, client: w.client,
-                                                    persistent: w.req.persistent))
+            holdings[k, default: []].append(
+                Holding(
+                    key: k, path: w.req.path, offset: w.req.offset, grant: g, client: w.client,
+                    persistent: w.req.persistent))
             persist()
-            log(.info, "acquired", ["resource": "\(k)", "lver": "\(g.lver)", "shared": "\(g.shared)",
-                                    "pid": "\(w.client?.pid ?? 0)", "ballots": "\(g.ballots)"])
+            log(
+                .info, "acquired",
+                [
+                    "resource": "\(k)", "lver": "\(g.lver)", "shared": "\(g.shared)",
+                    "pid": "\(w.client?.pid ?? 0)", "ballots": "\(g.ballots)",
+                ])
             reply(w.request, .granted(lver: g.lver))
         case .failure(let e):
             guard let w, let wi = index else { return }

@@ -56,18 +56,23 @@ struct LockspaceCore: Sendable {
 
     func status(now: HostTime) -> LockspaceStatus {
         let age = state == .joined ? lastSuccess.map { Double(now.boot - $0.boot) / 1e9 } ?? 0 : 0
-        let mode = membership.map { BallotContext(lockspace: setup.layout, membership: $0, view: view, mode: setup.mode).effectiveMode }
+        let mode =
+            membership.map {
+                BallotContext(lockspace: setup.layout, membership: $0, view: view, mode: setup.mode).effectiveMode
+            }
             ?? setup.mode
-        return LockspaceStatus(name: setup.name, hostID: setup.hostID, path: setup.path, offset: setup.offset,
-                               state: state == .clearingLeftovers ? "joining" : state.rawValue, detail: detail,
-                               generation: generation, ioTimeout: timeouts.ioTimeoutSeconds, renewalAgeSeconds: age,
-                               readMode: mode.rawValue, epoch: membership?.epoch.description ?? "")
+        return LockspaceStatus(
+            name: setup.name, hostID: setup.hostID, path: setup.path, offset: setup.offset,
+            state: state == .clearingLeftovers ? "joining" : state.rawValue, detail: detail,
+            generation: generation, ioTimeout: timeouts.ioTimeoutSeconds, renewalAgeSeconds: age,
+            readMode: mode.rawValue, epoch: membership?.epoch.description ?? "")
     }
 
     func ballotContext(for resource: String, mutations: SafetyMutations) -> BallotContext? {
         guard let membership else { return nil }
-        return BallotContext(lockspace: setup.layout, membership: membership, view: view, mode: setup.mode,
-                             dominated: dominated[resource] ?? [:], mutations: mutations)
+        return BallotContext(
+            lockspace: setup.layout, membership: membership, view: view, mode: setup.mode,
+            dominated: dominated[resource] ?? [:], mutations: mutations)
     }
 
     /// The bitmap our next renewal writes: bits of hosts we asked to release, while they last.
@@ -97,7 +102,9 @@ extension HostCore {
         if let old = lockspaces[setup.name], old.state == .left { inherited = old.ballotOps }
         if let ls = lockspaces[setup.name], ls.state != .left {
             guard ls.setup == setup else {
-                return fail(reply, .exists, "lockspace \(setup.name) is already joined as host_id \(ls.setup.hostID) on \(ls.setup.path)")
+                return fail(
+                    reply, .exists,
+                    "lockspace \(setup.name) is already joined as host_id \(ls.setup.hostID) on \(ls.setup.path)")
             }
             if waitJoined && ls.state != .joined && ls.state != .failed {
                 lockspaces[setup.name]!.joinReplies.append(reply ?? 0)
@@ -106,21 +113,29 @@ extension HostCore {
             }
             return
         }
-        if let twin = lockspaces.values.first(where: { $0.state != .left && $0.setup.path == setup.path && $0.setup.offset == setup.offset }) {
+        if let twin = lockspaces.values.first(where: {
+            $0.state != .left && $0.setup.path == setup.path && $0.setup.offset == setup.offset
+        }) {
             return fail(reply, .exists, "\(setup.path):\(setup.offset) is already joined as lockspace \(twin.name)")
         }
         lockspaces[setup.name] = LockspaceCore(setup: setup)
         // Ballots of an earlier membership still running report back here; they are counted
         // so that a later leave still waits for them.
         lockspaces[setup.name]!.ballotOps = inherited
-        log(.info, "joining lockspace", ["lockspace": setup.name, "host_id": "\(setup.hostID)", "path": setup.path,
-                                        "timeouts": "\(setup.timeouts)"])
+        log(
+            .info, "joining lockspace",
+            [
+                "lockspace": setup.name, "host_id": "\(setup.hostID)", "path": setup.path,
+                "timeouts": "\(setup.timeouts)",
+            ])
         if waitJoined, let reply { lockspaces[setup.name]!.joinReplies.append(reply) } else { self.reply(reply, .ok) }
         driveLockspace(setup.name)
     }
 
     mutating func remLockspace(_ name: String, reply: RequestID) {
-        guard let ls = lockspaces[name], ls.state != .left else { return fail(reply, .noLockspace, "no lockspace \(name)") }
+        guard let ls = lockspaces[name], ls.state != .left else {
+            return fail(reply, .noLockspace, "no lockspace \(name)")
+        }
         if holdings.keys.contains(where: { $0.lockspace == name }) {
             return fail(reply, .busy, "lockspace \(name) still has leases held")
         }
@@ -179,9 +194,11 @@ extension HostCore {
     mutating func startJoin(_ name: String) {
         let ls = lockspaces[name]!
         let s = ls.setup
-        lockspaces[name]!.detail = "delta lease acquire: read, write, epoch, wait \(ls.timeouts.deltaShortDelaySeconds)s, verify"
-        let op = DeltaJoin(layout: s.layout, space: s.name, hostID: s.hostID, hostName: s.hostName, timeouts: s.timeouts,
-                           nonce: nonce(), mutations: mutations)
+        lockspaces[name]!.detail =
+            "delta lease acquire: read, write, epoch, wait \(ls.timeouts.deltaShortDelaySeconds)s, verify"
+        let op = DeltaJoin(
+            layout: s.layout, space: s.name, hostID: s.hostID, hostName: s.hostName, timeouts: s.timeouts,
+            nonce: nonce(), mutations: mutations)
         lockspaces[name]!.joinStartedAt = now
         lockspaces[name]!.laneOp = run(.join(name), lockspace: name, lane: .renewal, .join(op))
     }
@@ -193,8 +210,9 @@ extension HostCore {
         if config.memberScanEvery > 0 && ls.renewals % config.memberScanEvery == 0, let m = ls.membership {
             watch += m.presentHosts
         }
-        let op = DeltaRenew(layout: ls.setup.layout, space: name, hostID: ls.setup.hostID, last: last, timeouts: ls.timeouts,
-                            previousSucceeded: ls.previousRenewOK, bitmap: ls.bitmap(now: now.mono), watch: watch)
+        let op = DeltaRenew(
+            layout: ls.setup.layout, space: name, hostID: ls.setup.hostID, last: last, timeouts: ls.timeouts,
+            previousSucceeded: ls.previousRenewOK, bitmap: ls.bitmap(now: now.mono), watch: watch)
         lockspaces[name]!.renewalStartedAt = now
         lockspaces[name]!.laneOp = run(.renew(name), lockspace: name, lane: .renewal, .renew(op))
     }
@@ -238,13 +256,18 @@ extension HostCore {
             let replies = ls.joinReplies
             ls.joinReplies = []
             lockspaces[name] = ls
-            log(.info, "joined lockspace", ["lockspace": name, "host_id": "\(ls.setup.hostID)", "generation": "\(j.generation)",
-                                            "name": ls.setup.hostName, "epoch": "\(j.membership.epoch)"])
+            log(
+                .info, "joined lockspace",
+                [
+                    "lockspace": name, "host_id": "\(ls.setup.hostID)", "generation": "\(j.generation)",
+                    "name": ls.setup.hostName, "epoch": "\(j.membership.epoch)",
+                ])
             for id in replies { reply(id, .ok) }
             recoverPrevious(name)
         case .failure(let e):
             ls.rejoinAttempts += 1
-            let backoff = min(Clock.seconds(ls.timeouts.renewalSeconds), Clock.nanosPerSecond << min(ls.rejoinAttempts, 5))
+            let backoff = min(
+                Clock.seconds(ls.timeouts.renewalSeconds), Clock.nanosPerSecond << min(ls.rejoinAttempts, 5))
             ls.rejoinAt = now.mono + backoff
             ls.detail = "join failed (\(e)); retrying"
             lockspaces[name] = ls
@@ -275,7 +298,9 @@ extension HostCore {
             others[ls.setup.hostID] = nil
             ls.view.observe(slots: others, layout: ls.setup.layout, space: name, completedAt: done.readCompletedAt)
             if let m = ls.membership, m.epoch != done.epoch { ls.scanEpoch = done.epoch }
-            let askers = others.filter { HostBitmap(decoding: $0.value, sectorStart: 0).contains(hostID: ls.setup.hostID) }
+            let askers = others.filter {
+                HostBitmap(decoding: $0.value, sectorStart: 0).contains(hostID: ls.setup.hostID)
+            }
             lockspaces[name] = ls
             if !askers.isEmpty { checkRequests(name) }
             retryRemoteWaiters(name)
@@ -286,7 +311,9 @@ extension HostCore {
             log(.warning, "renewal failed", ["lockspace": name, "error": "\(e)"])
             switch e {
             case .renewOwner, .renewDiff, .format:
-                if !mutations.contains(.ignoreFenceAtOnce) { fence(name, why: "our delta lease changed under us: \(e)") }
+                if !mutations.contains(.ignoreFenceAtOnce) {
+                    fence(name, why: "our delta lease changed under us: \(e)")
+                }
             default: break
             }
         }
@@ -300,8 +327,12 @@ extension HostCore {
             ls.membership = s.membership
             ls.view.refresh(s.snapshot, layout: ls.setup.layout, space: name)
             lockspaces[name] = ls
-            log(.info, "membership changed", ["lockspace": name, "epoch": "\(s.membership.epoch)",
-                                              "present": s.membership.presentHosts.map(String.init).joined(separator: ",")])
+            log(
+                .info, "membership changed",
+                [
+                    "lockspace": name, "epoch": "\(s.membership.epoch)",
+                    "present": s.membership.presentHosts.map(String.init).joined(separator: ","),
+                ])
             retryRemoteWaiters(name)
         case .failure(let e):
             log(.warning, "membership scan failed", ["lockspace": name, "error": "\(e)"])
@@ -314,7 +345,12 @@ extension HostCore {
         guard let ls = lockspaces[name], ls.state == .joined, let last = ls.lastSuccess else { return }
         let limit = Clock.seconds(ls.timeouts.renewalFailSeconds)
         if now.boot - last.boot > limit {
-            fence(name, why: "no renewal for \((now.boot - last.boot) / Clock.nanosPerSecond)s (limit \(ls.timeouts.renewalFailSeconds)s)")
+            fence(
+                name,
+                why:
+                    "no renewal for \((now.boot - last.boot) / Clock.nanosPerSecond)s (limit "
+                        + "\(ls.timeouts.renewalFailSeconds)s)"
+            )
         }
     }
 
@@ -340,8 +376,12 @@ extension HostCore {
         }
         for v in victims { stopping[v.process] = name }
         persist()
-        log(.critical, "lockspace failed: revoking leases", ["lockspace": name, "reason": why,
-                                                            "holders": victims.map(\.description).joined(separator: ", ")])
+        log(
+            .critical, "lockspace failed: revoking leases",
+            [
+                "lockspace": name, "reason": why,
+                "holders": victims.map(\.description).joined(separator: ", "),
+            ])
         failJoinWaiters(name, .fenced, "lockspace \(name) \(ls.detail)")
         if !victims.isEmpty { emit(.fence(lockspace: name, victims: victims, reason: why)) }
     }
@@ -368,13 +408,16 @@ extension HostCore {
                 return
             }
         }
-        let op = DeltaLeave(layout: ls.setup.layout, space: name, hostID: ls.setup.hostID, last: ls.record!, nonce: nonce())
+        let op = DeltaLeave(
+            layout: ls.setup.layout, space: name, hostID: ls.setup.hostID, last: ls.record!, nonce: nonce())
         lockspaces[name]!.laneOp = run(.leave(name), lockspace: name, lane: .renewal, .leave(op))
     }
 
     mutating func drainedIO(_ name: String, outstanding: Int) {
         if outstanding > 0 {
-            log(.error, "not freeing our host id: timed-out writes still outstanding", ["lockspace": name, "outstanding": "\(outstanding)"])
+            log(
+                .error, "not freeing our host id: timed-out writes still outstanding",
+                ["lockspace": name, "outstanding": "\(outstanding)"])
             return finishLeave(name, freed: false, why: "writes outstanding")
         }
         lockspaces[name]!.drained = true

@@ -33,18 +33,22 @@ extension Daemon {
 
     func dispatch(_ q: Request, from c: ClientIdentity) throws(WireError) -> Response {
         guard q.v == Wire.version else {
-            throw WireError(.unsupportedVersion, "protocol version \(q.v) is not supported (this daemon speaks \(Wire.version))")
+            throw WireError(
+                .unsupportedVersion, "protocol version \(q.v) is not supported (this daemon speaks \(Wire.version))")
         }
         var ok = Response(ok: true)
         switch q.op {
         case .register:
             ok.pid = c.pid
         case .addLockspace:
-            let spec = LockspaceSpec(name: try need(q.lockspace, "lockspace"), hostID: try need(q.hostId, "host_id"),
-                                     path: try need(q.path, "path"), offset: q.offset ?? 0)
+            let spec = LockspaceSpec(
+                name: try need(q.lockspace, "lockspace"), hostID: try need(q.hostId, "host_id"),
+                path: try need(q.path, "path"), offset: q.offset ?? 0)
             guard spec.hostID >= 1 else { throw WireError(.badRequest, "host_id must be 1 or more") }
             try expect(addLockspace(spec, wait: q.wait ?? false))
-            ok.lockspaces = query { core, now in core.lockspaceStatus(now: now).filter { $0.name == spec.name }.map(\.wire) }
+            ok.lockspaces = query { core, now in
+                core.lockspaceStatus(now: now).filter { $0.name == spec.name }.map(\.wire)
+            }
         case .remLockspace:
             let name = try need(q.lockspace, "lockspace")
             try expect(call { .remLockspace(name, reply: $0) })
@@ -78,8 +82,11 @@ extension Daemon {
             guard let hosts = query({ core, now in core.hostStatus(name, now: now) }) else {
                 throw WireError(.noLockspace, "no lockspace \(name)")
             }
-            ok.hosts = hosts.map { HostInfo(hostId: $0.hostID, state: $0.state.rawValue, generation: $0.generation,
-                                            timestamp: $0.timestamp, name: $0.name) }
+            ok.hosts = hosts.map {
+                HostInfo(
+                    hostId: $0.hostID, state: $0.state.rawValue, generation: $0.generation,
+                    timestamp: $0.timestamp, name: $0.name)
+            }
         }
         return ok
     }
@@ -128,10 +135,13 @@ extension Daemon {
         let path = try need(q.path, "path")
         let offset = try need(q.offset, "offset")
         _ = try resource(k, path: path, offset: offset)
-        if let t = q.timeoutMs, t < 0 || t > 86_400_000 { throw WireError(.badRequest, "timeout_ms must be 0...86400000") }
+        if let t = q.timeoutMs, t < 0 || t > 86_400_000 {
+            throw WireError(.badRequest, "timeout_ms must be 0...86400000")
+        }
         let deadline = q.timeoutMs.map { HostClocks.mono() + Nanos($0) * 1_000_000 }
-        let req = AcquireRequest(key: k, path: path, offset: offset, shared: q.shared ?? false, wait: q.wait ?? true,
-                                 deadline: deadline, requiredLver: q.lver, persistent: q.persistent ?? false)
+        let req = AcquireRequest(
+            key: k, path: path, offset: offset, shared: q.shared ?? false, wait: q.wait ?? true,
+            deadline: deadline, requiredLver: q.lver, persistent: q.persistent ?? false)
         let r = call { .acquire($0, c.ref, req) }
         if case .failed(let f)? = r, f.code == .io, f.message.hasPrefix("the lease state could not be saved") {
             // Granted on disk but not recorded: let it go rather than hold a lease a restart
@@ -147,13 +157,18 @@ extension Daemon {
             throw WireError(.noLockspace, "no lockspace \(k.lockspace) (add_lockspace first)")
         }
         guard path == setup.path else {
-            throw WireError(.badRequest, "\(k): resource areas must be on the lockspace's device \(setup.path), not \(path)")
+            throw WireError(
+                .badRequest, "\(k): resource areas must be on the lockspace's device \(setup.path), not \(path)")
         }
         let g = setup.layout.geometry
         let size = state.withLock { $0.devices[k.lockspace]?.ballot.device.sizeBytes } ?? 0
         let (end, overflow) = offset.addingReportingOverflow(UInt64(g.alignSize))
         guard offset % UInt64(g.alignSize) == 0, offset != setup.offset, !overflow, end <= size else {
-            throw WireError(.badRequest, "\(path): offset \(offset) is not a \(g.alignSize)-aligned resource area inside the device, apart from the lockspace")
+            throw WireError(
+                .badRequest,
+                "\(path): offset \(offset) is not a \(g.alignSize)-aligned resource area inside the device, apart "
+                    + "from the lockspace"
+            )
         }
         return PaxosResource(space: k.lockspace, name: k.name, layout: AreaLayout(offset: offset, geometry: g))
     }
@@ -172,9 +187,13 @@ extension Daemon {
         }
         if let existing = query({ core, _ in core.lockspaceSetup(spec.name) }) {
             guard existing.hostID == spec.hostID, existing.path == spec.path, existing.offset == spec.offset else {
-                return .failed(HostFailure(.exists, "lockspace \(spec.name) is already joined as host_id \(existing.hostID) on \(existing.path)"))
+                return .failed(
+                    HostFailure(
+                        .exists,
+                        "lockspace \(spec.name) is already joined as host_id \(existing.hostID) on \(existing.path)"))
             }
-            return call { .addLockspace(existing, reply: $0, waitJoined: wait) } ?? .failed(HostFailure(.timeout, "no answer"))
+            return call { .addLockspace(existing, reply: $0, waitJoined: wait) }
+                ?? .failed(HostFailure(.timeout, "no answer"))
         }
         let opened: (LockspaceSetup, LockspaceDevices)
         do {
@@ -183,7 +202,8 @@ extension Daemon {
             return .failed(HostFailure(HostFailure.Code(rawValue: error.code.rawValue) ?? .io, error.message))
         }
         state.withLock { $0.devices[spec.name] = opened.1 }
-        return call { .addLockspace(opened.0, reply: $0, waitJoined: wait) } ?? .failed(HostFailure(.timeout, "no answer"))
+        return call { .addLockspace(opened.0, reply: $0, waitJoined: wait) }
+            ?? .failed(HostFailure(.timeout, "no answer"))
     }
 }
 
@@ -195,14 +215,17 @@ extension WireError {
 
 extension PersistedLease {
     var wire: LeaseInfo {
-        LeaseInfo(lockspace: lockspace, resource: resource, path: path, offset: offset, lver: lver, shared: shared, pid: pid,
-                  persistent: persistent, orphan: orphan, releaseRequested: releaseRequested)
+        LeaseInfo(
+            lockspace: lockspace, resource: resource, path: path, offset: offset, lver: lver, shared: shared, pid: pid,
+            persistent: persistent, orphan: orphan, releaseRequested: releaseRequested)
     }
 }
 
 extension LockspaceStatus {
     var wire: LockspaceInfo {
-        LockspaceInfo(name: name, hostId: hostID, path: path, offset: offset, state: state, detail: detail, generation: generation,
-                      ioTimeout: ioTimeout, renewalAgeSeconds: renewalAgeSeconds, readMode: readMode)
+        LockspaceInfo(
+            name: name, hostId: hostID, path: path, offset: offset, state: state, detail: detail,
+            generation: generation,
+            ioTimeout: ioTimeout, renewalAgeSeconds: renewalAgeSeconds, readMode: readMode)
     }
 }

@@ -54,7 +54,9 @@ public final class Daemon: @unchecked Sendable {
         self.log = logger
         stateFile = StateFile(runDir: config.runDir)
         hostName = Self.stableHostName(config.hostName)
-        fencer = Fencer(killHook: config.killHook, killGrace: config.killGraceSeconds, termGrace: config.termGraceSeconds, log: logger)
+        fencer = Fencer(
+            killHook: config.killHook, killGrace: config.killGraceSeconds, termGrace: config.termGraceSeconds,
+            log: logger)
         watchdog = try Watchdog(device: config.watchdogDevice, timeoutSeconds: config.watchdogFireSeconds, log: logger)
         guardLink = config.guardProgram.map { GuardLink(program: $0, log: logger) }
         var hc = HostConfig()
@@ -66,8 +68,13 @@ public final class Daemon: @unchecked Sendable {
     /// `dl:` and a name that survives restarts (so a restart takes sanlock's same-name fast
     /// path): the configured one, else the node name and this machine's id.
     static func stableHostName(_ configured: String?) -> String {
-        if let c = configured { return String((c.hasPrefix(LiveView.nameMarker) ? c : LiveView.nameMarker + c).prefix(LeaseName.hostNameMax)) }
-        let id = (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        if let c = configured {
+            return String(
+                (c.hasPrefix(LiveView.nameMarker) ? c : LiveView.nameMarker + c).prefix(LeaseName.hostNameMax))
+        }
+        let id =
+            (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines) ?? ""
         let suffix = id.isEmpty ? "" : "-" + id.prefix(12)
         return String("\(LiveView.nameMarker)\(nodeName())\(suffix)".prefix(LeaseName.hostNameMax))
     }
@@ -92,7 +99,8 @@ public final class Daemon: @unchecked Sendable {
             Thread.detachNewThread { [self] in
                 let r = addLockspace(spec, wait: false)
                 if case .failed(let f) = r {
-                    log.error("cannot join a configured lockspace", metadata: ["lockspace": "\(spec.name)", "error": "\(f)"])
+                    log.error(
+                        "cannot join a configured lockspace", metadata: ["lockspace": "\(spec.name)", "error": "\(f)"])
                 }
             }
         }
@@ -161,7 +169,9 @@ public final class Daemon: @unchecked Sendable {
             }
         case let .fence(name, victims, reason):
             metrics.fenced(lockspace: name)
-            log.critical("stopping holders", metadata: ["lockspace": "\(name)", "reason": "\(reason)", "holders": "\(victims.map(\.description))"])
+            log.critical(
+                "stopping holders",
+                metadata: ["lockspace": "\(name)", "reason": "\(reason)", "holders": "\(victims.map(\.description))"])
             for v in victims {
                 Thread.detachNewThread { [self] in submit(fencer.stop(v) ? .victimGone(v) : .victimUnconfirmed(v)) }
             }
@@ -189,7 +199,8 @@ public final class Daemon: @unchecked Sendable {
             return s.savedVersion >= need || (s.failedSave.map { $0.through >= need } ?? false)
         }
         return state.withLock { s -> HostReply? in
-            guard answered, let r = s.replies.removeValue(forKey: id), let need = s.replyVersion.removeValue(forKey: id) else {
+            guard answered, let r = s.replies.removeValue(forKey: id), let need = s.replyVersion.removeValue(forKey: id)
+            else {
                 s.replies[id] = nil
                 s.replyVersion[id] = nil
                 return nil

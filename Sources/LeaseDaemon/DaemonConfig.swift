@@ -47,11 +47,14 @@ public struct DaemonConfig: Sendable {
     /// Applies a config file: `key = value` lines, `#` comments, keys as the flags without
     /// dashes (`io-timeout = 2`, `lockspace = LS:1:/dev/sdb:0`, `allow-uid = 107`).
     public mutating func apply(file path: String) throws(ConfigError) {
-        guard let data = FileHandle(forReadingAtPath: path)?.readDataToEndOfFile(), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileHandle(forReadingAtPath: path)?.readDataToEndOfFile(),
+            let text = String(data: data, encoding: .utf8)
+        else {
             throw ConfigError(file: path, line: 0, message: "cannot read the config file")
         }
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
+            let line =
+                raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
                 .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             if line.isEmpty { continue }
             guard let eq = line.firstIndex(of: "=") else {
@@ -71,7 +74,9 @@ public struct DaemonConfig: Sendable {
 
     mutating func set(_ key: String, _ value: String) throws(Bad) {
         func int() throws(Bad) -> Int {
-            guard let v = Int(value), v >= 0 else { throw Bad(message: "\(key): \(value) is not a non-negative integer") }
+            guard let v = Int(value), v >= 0 else {
+                throw Bad(message: "\(key): \(value) is not a non-negative integer")
+            }
             return v
         }
         switch key {

@@ -51,7 +51,8 @@ struct DaemonMetrics {
     }
 
     func requestFailed(_ op: RequestOp, _ code: ErrorCode) {
-        Counter(label: "disklease_request_errors_total", dimensions: [("op", op.rawValue), ("code", code.rawValue)]).increment()
+        Counter(label: "disklease_request_errors_total", dimensions: [("op", op.rawValue), ("code", code.rawValue)])
+            .increment()
     }
 
     func hosts(_ hosts: [HostStatus], lockspace: String) {

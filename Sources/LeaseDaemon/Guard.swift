@@ -44,9 +44,12 @@ final class GuardLink: @unchecked Sendable {
     func send(_ entries: [String: GuardEntry]) {
         var m = GuardMessage(entries: [:])
         for (name, e) in entries {
-            m.entries[name] = GuardMessage.Entry(expiry: e.expiry, victims: e.victims.map {
-                GuardMessage.GuardVictim(pid: $0.pid, startTime: $0.startTime, lockspace: $0.lockspace, resource: $0.resource)
-            })
+            m.entries[name] = GuardMessage.Entry(
+                expiry: e.expiry,
+                victims: e.victims.map {
+                    GuardMessage.GuardVictim(
+                        pid: $0.pid, startTime: $0.startTime, lockspace: $0.lockspace, resource: $0.resource)
+                })
         }
         write(m)
     }
@@ -118,7 +121,14 @@ public enum GuardProcess {
         var termSent: [ProcessRef: Int64] = [:]
         while true {
             let (entries, eof, bye) = state.withLock { ($0.entries, $0.eof, $0.bye) }
-            if bye || (eof && entries.values.allSatisfy({ $0.victims.allSatisfy { !ProcessIdentity.alive(ProcessRef(pid: $0.pid, startTime: $0.startTime)) } })) {
+            if bye
+                || (eof
+                    && entries.values.allSatisfy({
+                        $0.victims.allSatisfy {
+                            !ProcessIdentity.alive(ProcessRef(pid: $0.pid, startTime: $0.startTime))
+                        }
+                    }))
+            {
                 exit(0)
             }
             let now = HostClocks.boot()
@@ -130,7 +140,9 @@ public enum GuardProcess {
                     if let t = termSent[p] {
                         if now - t > Int64(termGrace) * 1_000_000_000 { ProcessIdentity.signal(p, SIGKILL) }
                     } else {
-                        FileHandle.standardError.write(Data("diskleased guard: lease of \(v.lockspace) expired: stopping pid \(v.pid) (\(v.resource))\n".utf8))
+                        let note = "diskleased guard: lease of \(v.lockspace) expired: "
+                            + "stopping pid \(v.pid) (\(v.resource))\n"
+                        FileHandle.standardError.write(Data(note.utf8))
                         ProcessIdentity.signal(p, SIGTERM)
                         termSent[p] = now
                     }

@@ -22,8 +22,11 @@ final class LockspaceDevices: Sendable {
     /// Opens `spec`'s device, checks that a lockspace area is at its offset, and returns the
     /// setup the host core needs plus the devices. Errors name the path and offset and never
     /// echo the device's bytes.
-    static func open(_ spec: LockspaceSpec, config: DaemonConfig, hostName: String) throws(WireError)
-        -> (LockspaceSetup, LockspaceDevices) {
+    static func open(
+        _ spec: LockspaceSpec, config: DaemonConfig, hostName: String
+    ) throws(WireError)
+        -> (LockspaceSetup, LockspaceDevices)
+    {
         let (first, g) = try probeArea(path: spec.path, offset: spec.offset, faultFile: config.faultFile)
         guard spec.hostID >= 1, spec.hostID <= g.maxHosts else {
             throw WireError(.badRequest, "\(spec.path): host_id \(spec.hostID) is outside 1...\(g.maxHosts)")
@@ -35,11 +38,13 @@ final class LockspaceDevices: Sendable {
             throw WireError(.io, error.description)
         }
         let timeouts = Timeouts(ioTimeoutSeconds: config.ioTimeout, watchdogFireSeconds: config.watchdogFireSeconds)
-        let setup = LockspaceSetup(name: spec.name, hostID: spec.hostID, path: spec.path, offset: spec.offset,
-                                   layout: AreaLayout(offset: spec.offset, geometry: g), timeouts: timeouts,
-                                   mode: ReadMode(rawValue: config.readMode) ?? .live, hostName: hostName)
-        let devices = LockspaceDevices(renewal: Runner(device: first, ioTimeout: timeouts.ioTimeout, now: HostClocks.mono),
-                                       ballot: Runner(device: CoalescingDevice(second), ioTimeout: timeouts.ioTimeout, now: HostClocks.mono))
+        let setup = LockspaceSetup(
+            name: spec.name, hostID: spec.hostID, path: spec.path, offset: spec.offset,
+            layout: AreaLayout(offset: spec.offset, geometry: g), timeouts: timeouts,
+            mode: ReadMode(rawValue: config.readMode) ?? .live, hostName: hostName)
+        let devices = LockspaceDevices(
+            renewal: Runner(device: first, ioTimeout: timeouts.ioTimeout, now: HostClocks.mono),
+            ballot: Runner(device: CoalescingDevice(second), ioTimeout: timeouts.ioTimeout, now: HostClocks.mono))
         return (setup, devices)
     }
 }
@@ -54,7 +59,9 @@ func probeArea(path: String, offset: UInt64, faultFile: String?) throws(WireErro
     }
     let unit = UInt64(device.alignment)
     guard offset % unit == 0, offset < device.sizeBytes else {
-        throw WireError(.badRequest, "\(path): offset \(offset) is not a multiple of \(unit) inside the device (\(device.sizeBytes) bytes)")
+        throw WireError(
+            .badRequest,
+            "\(path): offset \(offset) is not a multiple of \(unit) inside the device (\(device.sizeBytes) bytes)")
     }
     let length = Int(min(4096, device.sizeBytes - offset)) / Int(unit) * Int(unit)
     let start: [UInt8]
@@ -70,7 +77,11 @@ func probeArea(path: String, offset: UInt64, faultFile: String?) throws(WireErro
     }
     let (end, overflow) = offset.addingReportingOverflow(UInt64(g.alignSize))
     guard g.sectorSize >= device.alignment, !overflow, end <= device.sizeBytes else {
-        throw WireError(.corrupt, "\(path): offset \(offset): a \(g) area does not fit a device of \(device.sizeBytes) bytes with \(device.alignment)-byte sectors")
+        throw WireError(
+            .corrupt,
+            "\(path): offset \(offset): a \(g) area does not fit a device of \(device.sizeBytes) bytes with "
+                + "\(device.alignment)-byte sectors"
+        )
     }
     return (FaultGate(device, controlFile: faultFile), g)
 }

@@ -14,7 +14,8 @@ enum ProcessIdentity {
     /// The start time of `pid`, or nil if no such process (or a zombie: it has exited).
     static func startTime(_ pid: Int32) -> UInt64? {
         guard pid > 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
         // After "pid (comm) ": state is field 3; starttime is field 22.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }

@@ -44,7 +44,9 @@ public final class SocketServer: @unchecked Sendable {
             throw WireError(.badRequest, "\(path): socket path too long")
         }
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard rc == 0, listen(s, 64) == 0 else {
             let e = String(cString: strerror(errno))
@@ -130,8 +132,9 @@ public final class SocketServer: @unchecked Sendable {
             return refused[why]!
         }
         guard n == 1 || n % 100 == 0 else { return }
-        log.warning("refused connection: \(why)",
-                    metadata: ["pid": "\(p.pid)", "uid": "\(p.uid)", "gid": "\(p.gid)", "refused_total": "\(n)"])
+        log.warning(
+            "refused connection: \(why)",
+            metadata: ["pid": "\(p.pid)", "uid": "\(p.uid)", "gid": "\(p.gid)", "refused_total": "\(n)"])
     }
 
     /// Connections being served now.
@@ -149,8 +152,9 @@ public final class SocketServer: @unchecked Sendable {
 
     private func serve(_ fd: Int32, id: UInt64, peer p: (pid: Int32, uid: UInt32, gid: UInt32)) {
         defer { close(fd) }
-        let me = ClientIdentity(id: id, pid: p.pid, uid: p.uid, gid: p.gid,
-                                startTime: ProcessIdentity.startTime(p.pid) ?? 0)
+        let me = ClientIdentity(
+            id: id, pid: p.pid, uid: p.uid, gid: p.gid,
+            startTime: ProcessIdentity.startTime(p.pid) ?? 0)
         defer { daemon.clientGone(me) }
         var buffer = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 8192)
@@ -162,7 +166,8 @@ public final class SocketServer: @unchecked Sendable {
                 if !send(fd, response) { return }
             }
             if buffer.count >= Wire.maxMessageBytes {
-                log.warning("oversized request: closing connection", metadata: ["pid": "\(p.pid)", "bytes": "\(buffer.count)"])
+                log.warning(
+                    "oversized request: closing connection", metadata: ["pid": "\(p.pid)", "bytes": "\(buffer.count)"])
                 send(fd, .failure(WireError(.tooLarge, "request over \(Wire.maxMessageBytes) bytes")))
                 return
             }
@@ -182,7 +187,9 @@ public final class SocketServer: @unchecked Sendable {
         do {
             q = try Wire.decoder().decode(Request.self, from: Data(line))
         } catch {
-            log.warning("malformed request", metadata: ["pid": "\(c.pid)", "bytes": "\(line.count)", "error": "\(Self.short(error))"])
+            log.warning(
+                "malformed request",
+                metadata: ["pid": "\(c.pid)", "bytes": "\(line.count)", "error": "\(Self.short(error))"])
             return .failure(WireError(.badRequest, "malformed request: \(Self.short(error))"))
         }
         return daemon.handle(q, from: c)
@@ -192,8 +199,10 @@ public final class SocketServer: @unchecked Sendable {
         switch e {
         case DecodingError.dataCorrupted(let c): return c.debugDescription
         case DecodingError.keyNotFound(let k, _): return "missing \(k.stringValue)"
-        case DecodingError.typeMismatch(_, let c): return "wrong type at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
-        case DecodingError.valueNotFound(_, let c): return "null at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.typeMismatch(_, let c):
+            return "wrong type at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.valueNotFound(_, let c):
+            return "null at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
         default: return "\(e)"
         }
     }
@@ -233,9 +242,13 @@ public final class MetricsServer: @unchecked Sendable {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
-        guard s >= 0, rc == 0, listen(s, 16) == 0 else { throw WireError(.io, "metrics port \(port): \(String(cString: strerror(errno)))") }
+        guard s >= 0, rc == 0, listen(s, 16) == 0 else {
+            throw WireError(.io, "metrics port \(port): \(String(cString: strerror(errno)))")
+        }
         log.info("metrics", metadata: ["url": "http://127.0.0.1:\(port)/metrics"])
         Thread.detachNewThread { [self] in
             while true {
@@ -244,7 +257,9 @@ public final class MetricsServer: @unchecked Sendable {
                 var buf = [UInt8](repeating: 0, count: 4096)
                 _ = recv(c, &buf, buf.count, 0)
                 let body = Array(render().utf8)
-                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+                let head =
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: "
+                        + "\(body.count)\r\nConnection: close\r\n\r\n"
                 let out = Array(head.utf8) + body
                 _ = out.withUnsafeBytes { Glibc.send(c, $0.baseAddress!, out.count, Int32(MSG_NOSIGNAL)) }
                 close(c)

@@ -25,7 +25,9 @@ struct StateFile: Sendable {
 
     func load() -> Loaded {
         guard let d = FileManager.default.contents(atPath: path) else { return Loaded(leases: [], damaged: []) }
-        if let all = try? JSONDecoder().decode([PersistedLease].self, from: d) { return Loaded(leases: all, damaged: []) }
+        if let all = try? JSONDecoder().decode([PersistedLease].self, from: d) {
+            return Loaded(leases: all, damaged: [])
+        }
         // Damaged (truncated, edited): keep every entry that still parses on its own.
         var leases: [PersistedLease] = [], damaged: [String] = []
         let text = String(decoding: d, as: UTF8.self)
@@ -47,7 +49,13 @@ struct StateFile: Sendable {
         for c in text {
             if depth > 0 { current.append(c) }
             if inString {
-                if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { inString = false }
+                if escaped {
+                    escaped = false
+                } else if c == "\\" {
+                    escaped = true
+                } else if c == "\"" {
+                    inString = false
+                }
                 continue
             }
             switch c {

@@ -30,11 +30,17 @@ public final class Watchdog: @unchecked Sendable {
         self.timeoutSeconds = timeoutSeconds
         guard device != "none" else {
             self.device = nil
-            log.critical("no watchdog device (watchdog-device = none): relying on the kill hook, SIGTERM, SIGKILL and the guard process only; a hung host cannot be reset")
+            let note = "no watchdog device (watchdog-device = none): relying on the kill hook, SIGTERM, SIGKILL "
+                + "and the guard process only; a hung host cannot be reset"
+            log.critical("\(note)")
             return
         }
         guard access(device, W_OK) == 0 else {
-            throw WireError(.io, "watchdog device \(device): cannot open: \(String(cString: strerror(errno))) (set watchdog-device = none to run without one)")
+            throw WireError(
+                .io,
+                "watchdog device \(device): cannot open: \(String(cString: strerror(errno))) (set watchdog-device = "
+                    + "none to run without one)"
+            )
         }
         self.device = device
     }
@@ -48,15 +54,20 @@ public final class Watchdog: @unchecked Sendable {
             if fd < 0 {
                 let f = open(device, O_WRONLY | O_CLOEXEC)
                 guard f >= 0 else {
-                    log.critical("watchdog device cannot be opened: not fed", metadata: ["device": "\(device)", "error": "\(String(cString: strerror(errno)))"])
+                    log.critical(
+                        "watchdog device cannot be opened: not fed",
+                        metadata: ["device": "\(device)", "error": "\(String(cString: strerror(errno)))"])
                     return
                 }
                 var actual: Int32 = 0
                 let set = cdio_watchdog_set_timeout(f, Int32(timeoutSeconds))
                 let got = cdio_watchdog_get_timeout(f, &actual)
                 if set != 0 || got != 0 || Int(actual) != timeoutSeconds {
-                    log.critical("watchdog timeout differs from watchdog-fire-timeout: other hosts' host_dead_seconds assume it",
-                                 metadata: ["device": "\(device)", "timeout_s": "\(actual)", "configured_s": "\(timeoutSeconds)"])
+                    log.critical(
+                        "watchdog timeout differs from watchdog-fire-timeout: other hosts' host_dead_seconds assume it",
+                        metadata: [
+                            "device": "\(device)", "timeout_s": "\(actual)", "configured_s": "\(timeoutSeconds)",
+                        ])
                 }
                 fd = f
                 log.notice("watchdog armed", metadata: ["device": "\(device)", "timeout_s": "\(actual)"])

@@ -59,7 +59,8 @@ public struct InitImage: Sendable {
     }
 
     /// A lockspace area: every one of max_hosts slots holds a free delta record.
-    public static func lockspace(space: String, geometry: Geometry, ioTimeout: UInt16) throws(FormatError) -> InitImage {
+    public static func lockspace(space: String, geometry: Geometry, ioTimeout: UInt16) throws(FormatError) -> InitImage
+    {
         try LeaseName.validate(space, what: "lockspace")
         let ss = geometry.sectorSize
         var area = [UInt8](repeating: 0, count: geometry.alignSize)
@@ -73,7 +74,9 @@ public struct InitImage: Sendable {
     }
 
     /// A resource area: the leader (num_hosts as given), the request record, zero dblocks.
-    public static func resource(space: String, resource: String, geometry: Geometry, numHosts: Int) throws(FormatError) -> InitImage {
+    public static func resource(
+        space: String, resource: String, geometry: Geometry, numHosts: Int
+    ) throws(FormatError) -> InitImage {
         try LeaseName.validate(space, what: "lockspace")
         try LeaseName.validate(resource, what: "resource")
         guard (1...geometry.maxHosts).contains(numHosts) else {

@@ -97,7 +97,8 @@ public enum AreaReport: Sendable {
         let bad: (SectorVerdict) -> Bool = { $0 != .ok && $0 != .empty }
         switch self {
         case .lockspace(let l): return l.slots.contains { bad($0.verdict) }
-        case .resource(let r): return bad(r.leaderVerdict) || bad(r.requestVerdict) || r.dblocks.contains { bad($0.verdict) }
+        case .resource(let r):
+            return bad(r.leaderVerdict) || bad(r.requestVerdict) || r.dblocks.contains { bad($0.verdict) }
         case .empty: return false
         case .unknown: return true
         }
@@ -106,8 +107,9 @@ public enum AreaReport: Sendable {
     /// The geometry sector 0 declares, if it declares one; decides how much to read.
     public static func geometry(ofAreaStart bytes: [UInt8], deviceOffset: UInt64) -> Geometry? {
         let r = LeaderRecord(decoding: bytes)
-        guard r.magic == LeaderRecord.deltaMagic || r.magic == LeaderRecord.paxosMagic
-            || r.magic == LeaderRecord.paxosClearMagic
+        guard
+            r.magic == LeaderRecord.deltaMagic || r.magic == LeaderRecord.paxosMagic
+                || r.magic == LeaderRecord.paxosClearMagic
         else { return nil }
         return try? r.geometry(deviceOffset: deviceOffset)
     }
@@ -139,8 +141,9 @@ public enum AreaReport: Sendable {
             } catch {
                 verdict = bytes[at..<at + ss].isAllZero ? .empty : SectorVerdict(error)
             }
-            return DeltaSlot(hostID: h, offset: offset, verdict: verdict, record: LeaderRecord(decoding: bytes, at: at),
-                             notifying: HostBitmap(decoding: bytes, sectorStart: at).hostIDs)
+            return DeltaSlot(
+                hostID: h, offset: offset, verdict: verdict, record: LeaderRecord(decoding: bytes, at: at),
+                notifying: HostBitmap(decoding: bytes, sectorStart: at).hostIDs)
         }
         return LockspaceReport(offset: layout.offset, geometry: layout.geometry, name: name, slots: slots)
     }
@@ -163,23 +166,28 @@ public enum AreaReport: Sendable {
         }
         // A damaged leader may carry any num_hosts; clamp so a dump always terminates sanely.
         let numHosts = Int(clamping: min(leader.numHosts, UInt64(g.maxHosts)))
-        let dblocks = numHosts == 0 ? [] : (1...numHosts).map { h -> DblockSlot in
-            let at = (h + 1) * ss
-            let offset = layout.dblockOffset(hostID: h)
-            var verdict = SectorVerdict.ok
-            if bytes[at..<at + ss].isAllZero {
-                verdict = .empty
-            } else {
-                do throws(FormatError) {
-                    _ = try PaxosDblock.verify(bytes, at: at, deviceOffset: offset)
-                } catch {
-                    verdict = .badChecksum
+        let dblocks =
+            numHosts == 0
+            ? []
+            : (1...numHosts).map { h -> DblockSlot in
+                let at = (h + 1) * ss
+                let offset = layout.dblockOffset(hostID: h)
+                var verdict = SectorVerdict.ok
+                if bytes[at..<at + ss].isAllZero {
+                    verdict = .empty
+                } else {
+                    do throws(FormatError) {
+                        _ = try PaxosDblock.verify(bytes, at: at, deviceOffset: offset)
+                    } catch {
+                        verdict = .badChecksum
+                    }
                 }
+                return DblockSlot(
+                    hostID: h, offset: offset, verdict: verdict, dblock: PaxosDblock(decoding: bytes, at: at),
+                    mode: ModeBlock(decoding: bytes, sectorStart: at))
             }
-            return DblockSlot(hostID: h, offset: offset, verdict: verdict, dblock: PaxosDblock(decoding: bytes, at: at),
-                              mode: ModeBlock(decoding: bytes, sectorStart: at))
-        }
-        return ResourceReport(offset: layout.offset, geometry: g, leaderVerdict: leaderVerdict, leader: leader,
-                              requestVerdict: requestVerdict, request: RequestRecord(decoding: bytes, at: ss), dblocks: dblocks)
+        return ResourceReport(
+            offset: layout.offset, geometry: g, leaderVerdict: leaderVerdict, leader: leader,
+            requestVerdict: requestVerdict, request: RequestRecord(decoding: bytes, at: ss), dblocks: dblocks)
     }
 }

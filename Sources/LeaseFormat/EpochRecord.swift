@@ -58,7 +58,9 @@ public struct EpochRecord: Hashable, Sendable {
     }
 
     /// Decodes and checks an epoch sector. nil for the all-zero initial epoch.
-    public static func verify(_ b: [UInt8], at o: Int = 0, deviceOffset: UInt64, space: String) throws(FormatError) -> EpochRecord? {
+    public static func verify(
+        _ b: [UInt8], at o: Int = 0, deviceOffset: UInt64, space: String
+    ) throws(FormatError) -> EpochRecord? {
         if b[o..<o + size].isAllZero { return nil }
         let m: UInt32 = b.le(o)
         guard m == magic else { throw .badMagic(offset: deviceOffset, found: m, expected: magic) }
@@ -95,7 +97,8 @@ public struct EpochStamp: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         if bytes.isAllZero { return "initial" }
-        let nonce: UInt64 = bytes.le(8), host: UInt64 = bytes.le(16), gen: UInt64 = bytes.le(24), kind: UInt32 = bytes.le(48)
+        let nonce: UInt64 = bytes.le(8), host: UInt64 = bytes.le(16), gen: UInt64 = bytes.le(24),
+            kind: UInt32 = bytes.le(48)
         return "host \(host) gen \(gen) kind \(kind) nonce \(String(nonce, radix: 16))"
     }
 }

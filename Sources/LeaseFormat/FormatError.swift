@@ -35,7 +35,8 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .numHostsTooSmall(o, n, h): return "offset \(o): num_hosts \(n) is below host_id \(h)"
         case let .badSectorSize(o, f): return "offset \(o): invalid sector_size \(f) (512 or 4096)"
         case let .sectorSizeMismatch(o, r, e): return "offset \(o): area sector size \(r) does not match \(e)"
-        case let .badGeometry(s, a): return "invalid geometry: sector size \(s) with align size \(a) (valid: 512/1M, 4K/1M, 4K/2M, 4K/4M, 4K/8M)"
+        case let .badGeometry(s, a):
+            return "invalid geometry: sector size \(s) with align size \(a) (valid: 512/1M, 4K/1M, 4K/2M, 4K/4M, 4K/8M)"
         case let .hostIDOutOfRange(h, m): return "host_id \(h) is out of range 1...\(m)"
         case let .badName(what, name, max): return "invalid \(what) name '\(name)': 1 to \(max) bytes, no ':' or NUL"
         case let .badNumHosts(n, m): return "num_hosts \(n) is out of range 1...\(m)"

@@ -172,7 +172,9 @@ public struct LeaderRecord: Hashable, Sendable {
             throw .lockspaceMismatch(offset: deviceOffset, found: r.spaceName, expected: space)
         }
         let computed = computedChecksum(bytes, at: o)
-        guard computed == r.checksum else { throw .badChecksum(offset: deviceOffset, stored: r.checksum, computed: computed) }
+        guard computed == r.checksum else {
+            throw .badChecksum(offset: deviceOffset, stored: r.checksum, computed: computed)
+        }
         return r
     }
 
@@ -201,7 +203,9 @@ public struct LeaderRecord: Hashable, Sendable {
             throw .numHostsTooSmall(offset: deviceOffset, numHosts: r.numHosts, hostID: hostID)
         }
         let computed = computedChecksum(bytes, at: o)
-        guard computed == r.checksum else { throw .badChecksum(offset: deviceOffset, stored: r.checksum, computed: computed) }
+        guard computed == r.checksum else {
+            throw .badChecksum(offset: deviceOffset, stored: r.checksum, computed: computed)
+        }
         return r
     }
 

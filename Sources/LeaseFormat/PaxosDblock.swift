@@ -25,8 +25,10 @@ public struct PaxosDblock: Hashable, Sendable {
     public var checksum: UInt32 = 0
     public var flags: UInt32 = 0
 
-    public init(mbal: UInt64 = 0, bal: UInt64 = 0, inp: UInt64 = 0, inp2: UInt64 = 0, inp3: UInt64 = 0,
-                lver: UInt64 = 0, flags: UInt32 = 0) {
+    public init(
+        mbal: UInt64 = 0, bal: UInt64 = 0, inp: UInt64 = 0, inp2: UInt64 = 0, inp3: UInt64 = 0,
+        lver: UInt64 = 0, flags: UInt32 = 0
+    ) {
         self.mbal = mbal
         self.bal = bal
         self.inp = inp
@@ -71,7 +73,9 @@ public struct PaxosDblock: Hashable, Sendable {
         let d = PaxosDblock(decoding: b, at: o)
         if d.isEmpty { return d }
         let computed = CRC32C.sanlock(b[o..<o + checksumLength])
-        guard computed == d.checksum else { throw .badChecksum(offset: deviceOffset, stored: d.checksum, computed: computed) }
+        guard computed == d.checksum else {
+            throw .badChecksum(offset: deviceOffset, stored: d.checksum, computed: computed)
+        }
         return d
     }
 }

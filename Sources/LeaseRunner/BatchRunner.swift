@@ -49,7 +49,8 @@ public struct BatchRunner: Sendable {
         return outputs.map { $0! }
     }
 
-    private func resumeReads<Op: LeaseOperation>(_ indices: [Int], _ ops: inout [Op], _ steps: inout [Step<Op.Output>]) {
+    private func resumeReads<Op: LeaseOperation>(_ indices: [Int], _ ops: inout [Op], _ steps: inout [Step<Op.Output>])
+    {
         let groups = indices.map { i in
             guard case .perform(.read(let ranges)) = steps[i] else { preconditionFailure("not a read") }
             return ranges
@@ -64,7 +65,8 @@ public struct BatchRunner: Sendable {
         for (k, i) in indices.enumerated() { steps[i] = ops[i].resume(results[k], now: now) }
     }
 
-    private func resumeWrites<Op: LeaseOperation>(_ indices: [Int], _ ops: inout [Op], _ steps: inout [Step<Op.Output>]) {
+    private func resumeWrites<Op: LeaseOperation>(_ indices: [Int], _ ops: inout [Op], _ steps: inout [Step<Op.Output>])
+    {
         var all: [SectorWrite] = []
         for i in indices {
             guard case .perform(.write(let w)) = steps[i] else { preconditionFailure("not a write") }

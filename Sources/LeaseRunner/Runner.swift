@@ -55,9 +55,11 @@ public struct Runner: Sendable {
     public let now: @Sendable () -> Nanos
     public let sleep: @Sendable (Nanos) -> Void
 
-    public init(device: any SectorDevice, ioTimeout: Duration,
-                now: @escaping @Sendable () -> Nanos = MonotonicClock.now,
-                sleep: @escaping @Sendable (Nanos) -> Void = MonotonicClock.sleep(until:)) {
+    public init(
+        device: any SectorDevice, ioTimeout: Duration,
+        now: @escaping @Sendable () -> Nanos = MonotonicClock.now,
+        sleep: @escaping @Sendable (Nanos) -> Void = MonotonicClock.sleep(until:)
+    ) {
         self.device = device
         self.ioTimeout = ioTimeout
         self.now = now

@@ -36,7 +36,9 @@ extension Simulation {
 
     func resourceIndex(_ r: PaxosResource) -> Int? { resources.firstIndex { $0.name == r.name } }
 
-    func recordDecision(resource r: Int, _ d: (lver: UInt64, ownerID: UInt64, generation: UInt64, timestamp: UInt64), by host: Int) {
+    func recordDecision(
+        resource r: Int, _ d: (lver: UInt64, ownerID: UInt64, generation: UInt64, timestamp: UInt64), by host: Int
+    ) {
         let v = SimChecker.DecidedValue(ownerID: d.ownerID, generation: d.generation, timestamp: d.timestamp)
         if let prior = checker.decisions[r]?[d.lver], prior != v {
             fail("two values decided for r\(r) lver \(d.lver): \(prior) and \(v) (by host \(host))")
@@ -73,7 +75,9 @@ extension Simulation {
             var holders: [(who: String, belief: Belief)] = []
             for host in hosts where host.running(at: now) && !host.believers.isEmpty {
                 for pid in host.believers.sorted() {
-                    if let p = host.processes[pid], p.alive, let b = p.beliefs[r] { holders.append(("h\(host.id)/pid\(pid)", b)) }
+                    if let p = host.processes[pid], p.alive, let b = p.beliefs[r] {
+                        holders.append(("h\(host.id)/pid\(pid)", b))
+                    }
                 }
             }
             for d in directs where d.powered {
@@ -83,7 +87,10 @@ extension Simulation {
             if ex.count > 1 {
                 fail("\(ex.map(\.who)) all hold r\(r) exclusively (lvers \(ex.map(\.belief.lver)))")
             } else if let e = ex.first, let sh = holders.first(where: { $0.belief.shared }) {
-                fail("\(e.who) holds r\(r) exclusively (lver \(e.belief.lver)) while \(sh.who) holds it shared (lver \(sh.belief.lver))")
+                fail(
+                    "\(e.who) holds r\(r) exclusively (lver \(e.belief.lver)) while \(sh.who) holds it shared (lver "
+                        + "\(sh.belief.lver))"
+                )
             }
         }
     }
@@ -94,7 +101,9 @@ extension Simulation {
         for r in ranges where r.offset >= area && r.offset % area == 0 {
             let l = LeaderRecord(decoding: disk.sector(at: r.offset))
             let res = Int(r.offset / area) - 1
-            if l.magic == LeaderRecord.paxosMagic { checker.maxLverSeen[host, default: [:]][res] = max(checker.maxLverSeen[host]?[res] ?? 0, l.lver) }
+            if l.magic == LeaderRecord.paxosMagic {
+                checker.maxLverSeen[host, default: [:]][res] = max(checker.maxLverSeen[host]?[res] ?? 0, l.lver)
+            }
         }
     }
 
@@ -131,7 +140,9 @@ extension Simulation {
             } else {
                 let d = PaxosDblock(decoding: bytes)
                 if let prior = checker.dblockSeen[offset], d.mbal < prior.mbal || d.lver < prior.lver {
-                    fail("dblock at \(offset) went back: mbal \(prior.mbal)→\(d.mbal), lver \(prior.lver)→\(d.lver)")
+                    fail(
+                        "dblock at \(offset) went back: mbal \(prior.mbal)→\(d.mbal), "
+                            + "lver \(prior.lver)→\(d.lver)")
                 }
                 checker.dblockSeen[offset] = (d.mbal, d.lver)
             }

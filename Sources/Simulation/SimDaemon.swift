@@ -25,11 +25,15 @@ extension Simulation {
         schedule(at: now + tickInterval(), .tick(host: host.id, cycle: host.powerCycle))
     }
 
-    func tickInterval() -> Nanos { config.quantum ?? (Clock.seconds(1) / 10 + Nanos(rng.next() % UInt64(Clock.seconds(1) / 3))) }
+    func tickInterval() -> Nanos {
+        config.quantum ?? (Clock.seconds(1) / 10 + Nanos(rng.next() % UInt64(Clock.seconds(1) / 3)))
+    }
 
     func daemonStart(_ host: SimHost, cycle: Int) {
         guard host.powerCycle == cycle, host.powered else { return }
-        if host.suspendedUntil > now { return schedule(at: host.suspendedUntil, .daemonStart(host: host.id, cycle: cycle)) }
+        if host.suspendedUntil > now {
+            return schedule(at: host.suspendedUntil, .daemonStart(host: host.id, cycle: cycle))
+        }
         host.incarnation += 1
         host.daemonUp = true
         host.pausedUntil = 0
@@ -41,15 +45,17 @@ extension Simulation {
         host.core = HostCore(config: hc, seed: rng.next())
         // The device is opened (which starts, or restarts, its countdown) only at the first
         // feed the core allows: a restart with a holder still stuck must not extend it.
-        debug("host \(host.id) daemon incarnation \(host.incarnation) starts; state file \(host.stateFile.count) leases")
+        debug(
+            "host \(host.id) daemon incarnation \(host.incarnation) starts; state file \(host.stateFile.count) leases")
         feed(host, .start(previous: host.stateFile))
         feed(host, .addLockspace(setup(for: host), reply: nil, waitJoined: false))
         for _ in 0..<config.processesPerHost { spawnProcess(host) }
     }
 
     func setup(for host: SimHost) -> LockspaceSetup {
-        LockspaceSetup(name: "sim", hostID: host.id, path: "sim", offset: 0, layout: lockspace, timeouts: host.timeouts,
-                       mode: config.mode, hostName: "\(LiveView.nameMarker)h\(host.id)")
+        LockspaceSetup(
+            name: "sim", hostID: host.id, path: "sim", offset: 0, layout: lockspace, timeouts: host.timeouts,
+            mode: config.mode, hostName: "\(LiveView.nameMarker)h\(host.id)")
     }
 
     func hostTick(_ host: SimHost, cycle: Int) {
@@ -113,7 +119,8 @@ extension Simulation {
             }
         }
         let restart = now + Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(3))))
-        schedule(at: max(restart, lastLanding + (config.quantum ?? 1)), .daemonStart(host: host.id, cycle: host.powerCycle))
+        schedule(
+            at: max(restart, lastLanding + (config.quantum ?? 1)), .daemonStart(host: host.id, cycle: host.powerCycle))
     }
 
     /// Power loss: every write of the host still in flight is on the array now or never.
@@ -127,7 +134,8 @@ extension Simulation {
         for e in pending.sorted(by: { ($0.time, $0.tiebreak) < ($1.time, $1.tiebreak) }) {
             guard case let .land(_, _, inc, offset, _) = e.kind else { continue }
             if rng.next() % 2 == 0 {
-                notePending(IOSource(host: h, cycle: cycle, incarnation: inc, op: 0, token: 0), sector: offset, delta: -1)
+                notePending(
+                    IOSource(host: h, cycle: cycle, incarnation: inc, op: 0, token: 0), sector: offset, delta: -1)
                 continue
             }
             after = enqueue(at: now, e.kind, after: after)
@@ -145,7 +153,9 @@ extension Simulation {
         settleWritesAtPowerLoss(host: host.id, cycle: host.powerCycle)
         host.powerCycle += 1  // events of the old cycle are dropped; boot() bumps it again
         var down = Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(3))))
-        if chance(config.faults.longOutage) { down += Clock.seconds(host.timeouts.hostDeadSeconds + Int(rng.next() % 10)) }
+        if chance(config.faults.longOutage) {
+            down += Clock.seconds(host.timeouts.hostDeadSeconds + Int(rng.next() % 10))
+        }
         schedule(at: now + down, .boot(host: host.id))
     }
 
@@ -198,7 +208,9 @@ extension Simulation {
             }
         case let .log(level, message, meta):
             if message == "orphan adopted" { stats.orphansAdopted += 1 }
-            if debugLog && level != .debug { debug("host \(host.id) [\(level)] \(message) \(meta.sorted { $0.key < $1.key })") }
+            if debugLog && level != .debug {
+                debug("host \(host.id) [\(level)] \(message) \(meta.sorted { $0.key < $1.key })")
+            }
         }
     }
 
@@ -230,7 +242,9 @@ extension Simulation {
 
     func victimDies(_ host: SimHost, cycle: Int, _ p: ProcessRef) {
         guard host.powerCycle == cycle, host.powered else { return }
-        if host.suspendedUntil > now { return schedule(at: host.suspendedUntil, .victimDies(host: host.id, cycle: cycle, process: p)) }
+        if host.suspendedUntil > now {
+            return schedule(at: host.suspendedUntil, .victimDies(host: host.id, cycle: cycle, process: p))
+        }
         host.dying[p] = nil
         if let proc = host.processes[p.pid], proc.alive, proc.client.startTime == p.startTime {
             stats.victimsKilled += 1
@@ -252,7 +266,9 @@ extension Simulation {
     }
 
     func watchdogFire(_ host: SimHost, cycle: Int, serial: Int) {
-        guard host.powerCycle == cycle, host.powered, host.watchdogArmed, host.watchdogFeedSerial == serial else { return }
+        guard host.powerCycle == cycle, host.powered, host.watchdogArmed, host.watchdogFeedSerial == serial else {
+            return
+        }
         if host.suspendedUntil > now {
             let left = host.suspendedUntil - now
             return schedule(at: now + left, .watchdogFire(host: host.id, cycle: cycle, serial: serial))
@@ -272,13 +288,18 @@ extension Simulation {
         host.requests[id] = -1
         debug("host \(host.id) rem_lockspace")
         feed(host, .remLockspace("sim", reply: id))
-        schedule(at: now + Clock.seconds(2) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(4 * config.ioTimeout)))),
-                 .rejoin(host: host.id, cycle: host.powerCycle, incarnation: host.incarnation))
+        schedule(
+            at: now + Clock.seconds(2) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(4 * config.ioTimeout)))),
+            .rejoin(host: host.id, cycle: host.powerCycle, incarnation: host.incarnation))
     }
 
     func rejoinLockspace(_ host: SimHost, cycle: Int, incarnation: Int) {
         guard host.powerCycle == cycle, host.incarnation == incarnation, host.daemonUp else { return }
-        if !host.daemonRuns(at: now) { return schedule(at: max(host.pausedUntil, host.suspendedUntil), .rejoin(host: host.id, cycle: cycle, incarnation: incarnation)) }
+        if !host.daemonRuns(at: now) {
+            return schedule(
+                at: max(host.pausedUntil, host.suspendedUntil),
+                .rejoin(host: host.id, cycle: cycle, incarnation: incarnation))
+        }
         host.leaving = false
         feed(host, .addLockspace(setup(for: host), reply: nil, waitJoined: false))
     }

@@ -40,7 +40,9 @@ extension Simulation {
         d.powered = false
         settleWritesAtPowerLoss(host: d.id, cycle: d.powerCycle)
         d.powerCycle += 1
-        schedule(at: now + Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(3)))), .directBoot(host: d.id))
+        schedule(
+            at: now + Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(3)))),
+            .directBoot(host: d.id))
     }
 
     /// Starts the operation for the direct host's current step.
@@ -49,8 +51,12 @@ extension Simulation {
         let t = d.timeouts
         switch d.step {
         case .join:
-            directRun(d, .join(DeltaJoin(layout: lockspace, space: "sim", hostID: d.id, hostName: "\(LiveView.nameMarker)d\(d.id)",
-                                         timeouts: t, nonce: rng.next(), mutations: config.mutations)))
+            directRun(
+                d,
+                .join(
+                    DeltaJoin(
+                        layout: lockspace, space: "sim", hostID: d.id, hostName: "\(LiveView.nameMarker)d\(d.id)",
+                        timeouts: t, nonce: rng.next(), mutations: config.mutations)))
         case .renew:
             // A lease that may have lapsed in others' eyes is refused: rejoin instead.
             if mono - d.lastRenewal > Clock.seconds(t.renewalFailSeconds) {
@@ -58,25 +64,37 @@ extension Simulation {
                 return directNext(d)
             }
             d.renewalStart = mono
-            directRun(d, .renew(DeltaRenew(layout: lockspace, space: "sim", hostID: d.id, last: d.record!, timeouts: t,
-                                           previousSucceeded: false)))
+            directRun(
+                d,
+                .renew(
+                    DeltaRenew(
+                        layout: lockspace, space: "sim", hostID: d.id, last: d.record!, timeouts: t,
+                        previousSucceeded: false)))
         case .scan:
-            directRun(d, .scan(MembershipScan(layout: lockspace, space: "sim", epoch: d.scanEpoch, mutations: config.mutations)))
+            directRun(
+                d,
+                .scan(MembershipScan(layout: lockspace, space: "sim", epoch: d.scanEpoch, mutations: config.mutations)))
         case .acquire(let r):
-            let ctx = BallotContext(lockspace: lockspace, membership: d.membership!, view: d.view, mode: config.mode,
-                                    mutations: config.mutations)
+            let ctx = BallotContext(
+                lockspace: lockspace, membership: d.membership!, view: d.view, mode: config.mode,
+                mutations: config.mutations)
             var options = PaxosAcquire.Options(shared: chance(config.sharedRatio), noWait: true)
             options.refuseIfOurs = true
             options.minimumMbal = d.highestMbal[r] ?? 0
             options.minimumLver = d.highestLver[r] ?? 0
-            directRun(d, .acquire(PaxosAcquire(resource: resources[r], host: PaxosHost(hostID: d.id, generation: d.record!.ownerGeneration),
-                                               context: ctx, options: options, seed: rng.next())))
+            directRun(
+                d,
+                .acquire(
+                    PaxosAcquire(
+                        resource: resources[r], host: PaxosHost(hostID: d.id, generation: d.record!.ownerGeneration),
+                        context: ctx, options: options, seed: rng.next())))
         case .release(let r):
             directRun(d, .release(PaxosRelease(grant: d.holding!.grant)))
             _ = r
         case .hold, .idle:
-            schedule(at: now + quantized(Clock.seconds(1) + Nanos(rng.next() % UInt64(Clock.seconds(3)))),
-                     .directWake(host: d.id, cycle: d.powerCycle))
+            schedule(
+                at: now + quantized(Clock.seconds(1) + Nanos(rng.next() % UInt64(Clock.seconds(3)))),
+                .directWake(host: d.id, cycle: d.powerCycle))
         }
     }
 
@@ -84,7 +102,10 @@ extension Simulation {
         if debugLog, case .acquire(let a) = op {
             let v = a.finalContext.view
             let mono = d.mono(now)
-            debug("direct \(d.id) acquire starts; epoch \(a.finalContext.membership.epoch); view \(v.hosts.keys.sorted().map { "\($0):\(v.state(of: $0, now: mono).rawValue)/g\(v.hosts[$0]!.generation)/ts\(v.hosts[$0]!.timestamp)" })")
+            debug(
+                "direct \(d.id) acquire starts; epoch \(a.finalContext.membership.epoch); view "
+                    + "\(v.hosts.keys.sorted().map { h in "\(h):\(v.state(of: h, now: mono).rawValue)" })"
+            )
         }
         d.nextToken += 1
         d.op = RunningOp(id: 0, op: op, token: d.nextToken, lane: .ballot)
@@ -99,11 +120,15 @@ extension Simulation {
     func directAdvance(_ d: SimDirectHost, _ result: IOResult?) {
         guard var r = d.op else { return }
         let progress = r.op.advance(result, now: d.mono(now))
-        if case .acquire(let a) = r.op, let dec = a.decided, let ri = resourceIndex(a.resource) { recordDecision(resource: ri, dec, by: d.id) }
+        if case .acquire(let a) = r.op, let dec = a.decided, let ri = resourceIndex(a.resource) {
+            recordDecision(resource: ri, dec, by: d.id)
+        }
         d.op = r
         switch progress {
         case .perform(let action):
-            perform(action, from: IOSource(host: d.id, cycle: d.powerCycle, incarnation: 0, op: 0, token: r.token), hostClock: d.mono(now), local: nil)
+            perform(
+                action, from: IOSource(host: d.id, cycle: d.powerCycle, incarnation: 0, op: 0, token: r.token),
+                hostClock: d.mono(now), local: nil)
         case .finished(let output):
             d.op = nil
             noteOutput(output, host: d.id)
@@ -144,10 +169,15 @@ extension Simulation {
             d.membership = op.finalContext.membership
             if debugLog {
                 let fv = op.finalContext.view
-                debug("direct \(d.id) acquire done: rebuilds \(op.membershipRebuilds) op view 2: \(String(describing: fv.hosts[2])) own view 2: \(String(describing: d.view.hosts[2]))")
+                debug(
+                    "direct \(d.id) acquire done: rebuilds \(op.membershipRebuilds) op view 2: "
+                        + "\(String(describing: fv.hosts[2])) own view 2: \(String(describing: d.view.hosts[2]))"
+                )
             }
             d.view.merge(op.finalContext.view)
-            if case .success(let g) = result, case .acquire(let r) = d.step, d.mono(now) - d.lastRenewal < Clock.seconds(d.timeouts.renewalFailSeconds / 2) {
+            if case .success(let g) = result, case .acquire(let r) = d.step,
+                d.mono(now) - d.lastRenewal < Clock.seconds(d.timeouts.renewalFailSeconds / 2)
+            {
                 stats.directGrants += 1
                 d.holding = (r, g)
                 d.belief = (r, Belief(lver: g.lver, shared: g.shared))

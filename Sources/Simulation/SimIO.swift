@@ -24,25 +24,37 @@ extension Simulation {
             let mono = host.clocks(now).mono
             let states = v.hosts.keys.sorted().map { h in
                 let o = v.hosts[h]!
-                return "\(h):\(v.state(of: h, now: mono).rawValue)/g\(o.generation)/ts\(o.timestamp)/chk\((mono - o.lastCheck) / 1_000_000)ms/live\((mono - o.lastLive) / 1_000_000)ms"
+                return
+                    "\(h):\(v.state(of: h, now: mono).rawValue)/g\(o.generation)/ts\(o.timestamp)"
+                        + "/chk\((mono - o.lastCheck) / 1_000_000)ms/live\((mono - o.lastLive) / 1_000_000)ms"
             }
-            debug("host \(host.id) op \(id) acquire \(a.resource.name) starts; epoch \(a.finalContext.membership.epoch); view \(states)")
+            debug(
+                "host \(host.id) op \(id) acquire \(a.resource.name) starts; epoch "
+                    + "\(a.finalContext.membership.epoch); view \(states)"
+            )
         }
         let progress = r.op.advance(result, now: host.clocks(now).mono)
-        if case .acquire(let a) = r.op, let d = a.decided, let ri = resourceIndex(a.resource) { recordDecision(resource: ri, d, by: host.id) }
+        if case .acquire(let a) = r.op, let d = a.decided, let ri = resourceIndex(a.resource) {
+            recordDecision(resource: ri, d, by: host.id)
+        }
         switch progress {
         case .perform(let action):
             r.actionsAsked += 1
             let seq = r.actionsAsked
             host.ops[id] = r
-            let src = IOSource(host: host.id, cycle: host.powerCycle, incarnation: host.incarnation, op: id, token: r.token)
+            let src = IOSource(
+                host: host.id, cycle: host.powerCycle, incarnation: host.incarnation, op: id, token: r.token)
             if case .read? = result, case .write = action, case .acquire = r.op {
                 // Another host's ballot reaches this point: writes held back elsewhere go now,
                 // so the two ballots interleave.
                 releaseHeldWrites(besides: host)
-                if chance(config.faults.midBallot), let until = disruptMidBallot(host, hold: (id, r.token, seq, action)) {
-                    return schedule(at: until, .performLater(host: host.id, cycle: host.powerCycle, op: id, opToken: r.token,
-                                                             token: seq, action: action))
+                if chance(config.faults.midBallot), let until = disruptMidBallot(host, hold: (id, r.token, seq, action))
+                {
+                    return schedule(
+                        at: until,
+                        .performLater(
+                            host: host.id, cycle: host.powerCycle, op: id, opToken: r.token,
+                            token: seq, action: action))
                 }
             }
             host.ops[id]!.actionsDone = seq
@@ -60,10 +72,12 @@ extension Simulation {
     /// daemon's held-back write never goes).
     func performLater(_ host: SimHost, cycle: Int, op: OpID, opToken: Int, token seq: Int, _ action: IOAction) {
         guard host.powerCycle == cycle, host.powered, let r = host.ops[op], r.token == opToken,
-              r.actionsAsked == seq, r.actionsDone < seq else { return }
+            r.actionsAsked == seq, r.actionsDone < seq
+        else { return }
         if !host.daemonRuns(at: now) {
-            return schedule(at: max(host.pausedUntil, host.suspendedUntil, now + 1),
-                            .performLater(host: host.id, cycle: cycle, op: op, opToken: opToken, token: seq, action: action))
+            return schedule(
+                at: max(host.pausedUntil, host.suspendedUntil, now + 1),
+                .performLater(host: host.id, cycle: cycle, op: op, opToken: opToken, token: seq, action: action))
         }
         host.ops[op]!.actionsDone = seq
         let src = IOSource(host: host.id, cycle: host.powerCycle, incarnation: host.incarnation, op: op, token: r.token)
@@ -109,8 +123,11 @@ extension Simulation {
         heldWrites.removeAll { $0.host != host.id }
         for w in held {
             debug("host \(w.host) op \(w.op): held write goes now")
-            schedule(at: now, .performLater(host: w.host, cycle: w.cycle, op: w.op, opToken: w.opToken, token: w.token,
-                                            action: w.action))
+            schedule(
+                at: now,
+                .performLater(
+                    host: w.host, cycle: w.cycle, op: w.op, opToken: w.opToken, token: w.token,
+                    action: w.action))
         }
     }
 
@@ -125,8 +142,9 @@ extension Simulation {
         if let host = daemonHost(h) {
             guard host.powerCycle == cycle, host.powered, let r = host.ops[op], r.token == token else { return }
             if !host.daemonRuns(at: now) {
-                return schedule(at: max(host.pausedUntil, host.suspendedUntil, now + 1),
-                                .deliver(host: h, cycle: cycle, op: op, token: token, result: result))
+                return schedule(
+                    at: max(host.pausedUntil, host.suspendedUntil, now + 1),
+                    .deliver(host: h, cycle: cycle, op: op, token: token, result: result))
             }
             advanceOp(host, op, result)
         } else {
@@ -139,7 +157,8 @@ extension Simulation {
         let ioTimeout = local?.ioTimeout ?? directs[src.host - config.hosts - 1].timeouts.ioTimeout.nanos
         if case .sleep(let until) = action {
             let at: Nanos = local.map { $0.global(mono: until) } ?? directs[src.host - config.hosts - 1].global(until)
-            return schedule(at: at, .deliver(host: src.host, cycle: src.cycle, op: src.op, token: src.token, result: .slept))
+            return schedule(
+                at: at, .deliver(host: src.host, cycle: src.cycle, op: src.op, token: src.token, result: .slept))
         }
         let f = config.faults
         var latency = Nanos(rng.next() % 10_000_000) + 200_000  // 0.2–10.2 ms, a SAN's range
@@ -164,12 +183,15 @@ extension Simulation {
         let eio = !timedOut && chance(f.eio)
         switch action {
         case .read(let ranges):
-            if timedOut || eio { return failIO(src, ranges[0].offset, timedOut: timedOut, latency: latency, ioTimeout: ioTimeout) }
+            if timedOut || eio {
+                return failIO(src, ranges[0].offset, timedOut: timedOut, latency: latency, ioTimeout: ioTimeout)
+            }
             // Each request of a batch is served on its own: its sectors are read at their own
             // instant (a batch is not a snapshot). The completion follows the last of them.
             let id = nextRead
             nextRead += 1
-            pendingReads[id] = PendingRead(source: src, ranges: ranges, bytes: Array(repeating: nil, count: ranges.count))
+            pendingReads[id] = PendingRead(
+                source: src, ranges: ranges, bytes: Array(repeating: nil, count: ranges.count))
             var lastAt = now
             var lastTie: UInt64? = nil
             for i in ranges.indices {
@@ -181,7 +203,9 @@ extension Simulation {
             let done = max(now + latency, lastAt)
             schedule(at: done, .readDone(read: id), after: done == lastAt ? lastTie : nil)
         case .write(let writes):
-            performWrite(writes, from: src, latency: latency, timedOut: timedOut, eio: eio, ioTimeout: ioTimeout, pathDown: pathDown)
+            performWrite(
+                writes, from: src, latency: latency, timedOut: timedOut, eio: eio, ioTimeout: ioTimeout,
+                pathDown: pathDown)
         case .sleep:
             preconditionFailure("handled above")
         }
@@ -191,29 +215,41 @@ extension Simulation {
         let path = "sim-h\(src.host)"
         if timedOut {
             stats.ioTimeouts += 1
-            let e = BlockIOError.timeout(path: path, offset: offset, inFlight: 1, timeoutMilliseconds: ioTimeout / 1_000_000)
-            schedule(at: now + ioTimeout, .deliver(host: src.host, cycle: src.cycle, op: src.op, token: src.token, result: .failed(e)))
+            let e = BlockIOError.timeout(
+                path: path, offset: offset, inFlight: 1, timeoutMilliseconds: ioTimeout / 1_000_000)
+            schedule(
+                at: now + ioTimeout,
+                .deliver(host: src.host, cycle: src.cycle, op: src.op, token: src.token, result: .failed(e)))
         } else {
             let e = BlockIOError.ioError(path: path, offset: offset, length: 512, errno: 5)
-            schedule(at: now + latency, .deliver(host: src.host, cycle: src.cycle, op: src.op, token: src.token, result: .failed(e)))
+            schedule(
+                at: now + latency,
+                .deliver(host: src.host, cycle: src.cycle, op: src.op, token: src.token, result: .failed(e)))
         }
     }
 
-    func performWrite(_ writes: [SectorWrite], from src: IOSource, latency: Nanos, timedOut: Bool, eio: Bool, ioTimeout: Nanos,
-                      pathDown: Bool) {
+    func performWrite(
+        _ writes: [SectorWrite], from src: IOSource, latency: Nanos, timedOut: Bool, eio: Bool, ioTimeout: Nanos,
+        pathDown: Bool
+    ) {
         let ss = config.geometry.sectorSize
         // The device refuses a write over a sector whose timed-out write may still land.
         for w in writes {
             for i in 0..<(w.bytes.count / ss) where pendingWrites(src, sector: w.offset + UInt64(i * ss)) > 0 {
                 let e = BlockIOError.writePending(path: "sim-h\(src.host)", offset: w.offset + UInt64(i * ss))
-                return schedule(at: now, .deliver(host: src.host, cycle: src.cycle, op: src.op, token: src.token, result: .failed(e)))
+                return schedule(
+                    at: now,
+                    .deliver(host: src.host, cycle: src.cycle, op: src.op, token: src.token, result: .failed(e)))
             }
         }
         checkIssuedLeaderWrites(writes, by: src.host)
         if debugLog {
             for w in writes where w.offset >= UInt64(config.geometry.alignSize) {
                 let d = PaxosDblock(decoding: w.bytes)
-                debug("host \(src.host)/\(src.incarnation) op \(src.op) writes @\(w.offset) mbal=\(d.mbal) bal=\(d.bal) lver=\(d.lver) timedOut=\(timedOut) eio=\(eio)")
+                debug(
+                    "host \(src.host)/\(src.incarnation) op \(src.op) writes @\(w.offset) mbal=\(d.mbal) "
+                        + "bal=\(d.bal) lver=\(d.lver) timedOut=\(timedOut) eio=\(eio)"
+                )
             }
         }
         var lastLand = now
@@ -223,24 +259,33 @@ extension Simulation {
                 if eio && rng.next() % 2 == 0 { continue }
                 if pathDown && rng.next() % 2 == 0 { continue }
                 let sector = w.offset + UInt64(i * ss)
-                let (at, tie) = scheduleLanding(src, sector: sector, bytes: Array(w.bytes[i * ss..<(i + 1) * ss]), latency: latency)
-                if at > lastLand || lastTie == nil { lastTie = tie } else if at == lastLand { lastTie = max(lastTie!, tie) }
+                let (at, tie) = scheduleLanding(
+                    src, sector: sector, bytes: Array(w.bytes[i * ss..<(i + 1) * ss]), latency: latency)
+                if at > lastLand || lastTie == nil {
+                    lastTie = tie
+                } else if at == lastLand {
+                    lastTie = max(lastTie!, tie)
+                }
                 lastLand = max(lastLand, at)
             }
         }
-        if let host = daemonHost(src.host), chance(config.faults.crashOnWrite) { return crashHost(host, why: "crash with a write in flight") }
+        if let host = daemonHost(src.host), chance(config.faults.crashOnWrite) {
+            return crashHost(host, why: "crash with a write in flight")
+        }
         if timedOut || eio {
             return failIO(src, writes[0].offset, timedOut: timedOut, latency: latency, ioTimeout: ioTimeout)
         }
         // The completion comes after the last sector landed, also at the same instant.
         let at = max(now + latency, lastLand)
-        schedule(at: at, .deliver(host: src.host, cycle: src.cycle, op: src.op, token: src.token, result: .written),
-                 after: at == lastLand ? lastTie : nil)
+        schedule(
+            at: at, .deliver(host: src.host, cycle: src.cycle, op: src.op, token: src.token, result: .written),
+            after: at == lastLand ? lastTie : nil)
     }
 
     /// One sector's landing; one host's writes to one sector land in the order issued.
     func scheduleLanding(_ src: IOSource, sector: UInt64, bytes: [UInt8], latency: Nanos) -> (Nanos, UInt64) {
-        let event = EventKind.land(host: src.host, cycle: src.cycle, incarnation: src.incarnation, offset: sector, bytes: bytes)
+        let event = EventKind.land(
+            host: src.host, cycle: src.cycle, incarnation: src.incarnation, offset: sector, bytes: bytes)
         notePending(src, sector: sector, delta: 1)
         // One sector's writes land in issue order; different sectors in any order, as the
         // requests of one batch (or of two) may complete in any order on a real device.
@@ -253,7 +298,9 @@ extension Simulation {
 
     func sample(read id: Int, index i: Int) {
         guard var r = pendingReads[id] else { return }
-        if i == 0 || r.ranges[i].offset % UInt64(config.geometry.alignSize) == 0 { noteLeadersSeen([r.ranges[i]], by: r.source.host) }
+        if i == 0 || r.ranges[i].offset % UInt64(config.geometry.alignSize) == 0 {
+            noteLeadersSeen([r.ranges[i]], by: r.source.host)
+        }
         r.bytes[i] = disk.read([r.ranges[i]])[0]
         pendingReads[id] = r
     }
@@ -286,11 +333,16 @@ extension Simulation {
     }
 
     func lastLanding(_ h: Int, sector: UInt64) -> (time: Nanos, tiebreak: UInt64)? {
-        daemonHost(h)?.lastLandAtSector[sector] ?? (h > config.hosts ? directs[h - config.hosts - 1].lastLandAtSector[sector] : nil)
+        daemonHost(h)?.lastLandAtSector[sector]
+            ?? (h > config.hosts ? directs[h - config.hosts - 1].lastLandAtSector[sector] : nil)
     }
 
     func setLastLanding(_ h: Int, sector: UInt64, _ v: (time: Nanos, tiebreak: UInt64)) {
-        if let host = daemonHost(h) { host.lastLandAtSector[sector] = v } else { directs[h - config.hosts - 1].lastLandAtSector[sector] = v }
+        if let host = daemonHost(h) {
+            host.lastLandAtSector[sector] = v
+        } else {
+            directs[h - config.hosts - 1].lastLandAtSector[sector] = v
+        }
     }
 
     // MARK: - Draining (a leave waits for our timed-out writes)
@@ -301,7 +353,9 @@ extension Simulation {
         let inc = host.incarnation
         var latest: Nanos = now
         for e in queue.entries {
-            if case let .land(h, c, i, _, _) = e.kind, h == host.id, c == cycle, i == inc { latest = max(latest, e.time) }
+            if case let .land(h, c, i, _, _) = e.kind, h == host.id, c == cycle, i == inc {
+                latest = max(latest, e.time)
+            }
         }
         let limit = now + Nanos(Double(timeout) / host.rate)
         schedule(at: min(latest, limit), .drained(host: host.id, cycle: cycle, op: id, token: token))
@@ -310,7 +364,9 @@ extension Simulation {
     func drainDone(_ host: SimHost, cycle: Int, op: OpID, token: Int) {
         guard host.powerCycle == cycle, host.powered, let r = host.ops[op], r.token == token else { return }
         if !host.daemonRuns(at: now) {
-            return schedule(at: max(host.pausedUntil, host.suspendedUntil, now + 1), .drained(host: host.id, cycle: cycle, op: op, token: token))
+            return schedule(
+                at: max(host.pausedUntil, host.suspendedUntil, now + 1),
+                .drained(host: host.id, cycle: cycle, op: op, token: token))
         }
         let outstanding = host.inFlight.values.reduce(0) { $0 + ($1[host.incarnation] ?? 0) }
         host.ops[op] = nil

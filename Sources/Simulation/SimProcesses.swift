@@ -10,7 +10,8 @@ extension Simulation {
         let pid = host.nextPid
         host.nextPid += 1
         let startTime = UInt64(now / 1000) + 1
-        host.processes[pid] = SimProcess(client: ClientRef(id: UInt64(host.incarnation) << 32 | UInt64(pid), pid: pid, startTime: startTime))
+        host.processes[pid] = SimProcess(
+            client: ClientRef(id: UInt64(host.incarnation) << 32 | UInt64(pid), pid: pid, startTime: startTime))
         wake(host, pid, after: quantized(Nanos(rng.next() % UInt64(Clock.seconds(2)))))
     }
 
@@ -19,10 +20,14 @@ extension Simulation {
     }
 
     func processWake(_ host: SimHost, cycle: Int, pid: Int32) {
-        guard host.powerCycle == cycle, host.powered, let p = host.processes[pid], p.alive, p.waiting == nil else { return }
+        guard host.powerCycle == cycle, host.powered, let p = host.processes[pid], p.alive, p.waiting == nil else {
+            return
+        }
         if !host.daemonRuns(at: now) {
             if host.daemonUp || host.suspendedUntil > now {
-                return schedule(at: max(host.pausedUntil, host.suspendedUntil, now + 1), .processWake(host: host.id, cycle: cycle, pid: pid))
+                return schedule(
+                    at: max(host.pausedUntil, host.suspendedUntil, now + 1),
+                    .processWake(host: host.id, cycle: cycle, pid: pid))
             }
             return  // the daemon is down: a holder runs on as a leftover; others wait for the restart
         }
@@ -77,9 +82,11 @@ extension Simulation {
         switch kind {
         case let .acquire(r, shared, persistent):
             let waits = rng.next() % 4 != 0
-            let deadline = waits && rng.next() % 3 == 0 ? host.clocks(now).mono + Clock.seconds(1 + Int(rng.next() % 6)) : nil
-            var req = AcquireRequest(key: key(r), path: "sim", offset: resources[r].layout.offset, shared: shared, wait: waits,
-                                     deadline: deadline, persistent: persistent)
+            let deadline =
+                waits && rng.next() % 3 == 0 ? host.clocks(now).mono + Clock.seconds(1 + Int(rng.next() % 6)) : nil
+            var req = AcquireRequest(
+                key: key(r), path: "sim", offset: resources[r].layout.offset, shared: shared, wait: waits,
+                deadline: deadline, persistent: persistent)
             if rng.next() % 20 == 0 { req.requiredLver = rng.next() % 4 }
             feed(host, .acquire(id, c, req))
         case let .convert(r, toShared):

@@ -60,11 +60,14 @@ public final class Simulation {
         disk = SimDisk(size: (1 + config.resources) * g.alignSize, sectorSize: g.sectorSize)
         lockspace = AreaLayout(offset: 0, geometry: g)
         resources = (0..<config.resources).map {
-            PaxosResource(space: "sim", name: "r\($0)", layout: AreaLayout(offset: UInt64((1 + $0) * g.alignSize), geometry: g))
+            PaxosResource(
+                space: "sim", name: "r\($0)", layout: AreaLayout(offset: UInt64((1 + $0) * g.alignSize), geometry: g))
         }
         disk.land(0, try! InitImage.lockspace(space: "sim", geometry: g, ioTimeout: UInt16(config.ioTimeout)).final)
         for r in resources {
-            disk.land(r.layout.offset, try! InitImage.resource(space: "sim", resource: r.name, geometry: g, numHosts: g.maxHosts).final)
+            disk.land(
+                r.layout.offset,
+                try! InitImage.resource(space: "sim", resource: r.name, geometry: g, numHosts: g.maxHosts).final)
         }
         makeHosts()
     }
@@ -74,20 +77,24 @@ public final class Simulation {
         func rate() -> Double { 1 + (spread > 0 ? (Double(rng.next() % 2001) / 1000 - 1) * spread : 0) }
         for h in 1...config.hosts {
             let io = config.faults.perHostTimeouts ? 1 + Int(rng.next() % 3) : config.ioTimeout
-            let w = config.faults.perHostTimeouts ? config.watchdogSeconds + Int(rng.next() % 3) : config.watchdogSeconds
+            let w =
+                config.faults.perHostTimeouts ? config.watchdogSeconds + Int(rng.next() % 3) : config.watchdogSeconds
             // Hosts booted at different times; clocks far from 0 (timestamp 0 means free).
-            let host = SimHost(id: h, timeouts: Timeouts(ioTimeoutSeconds: io, watchdogFireSeconds: w),
-                               hasWatchdog: rng.next() % 2 == 0, rate: rate(), offset: Clock.seconds(1000 + Int(rng.next() % 5000)))
+            let host = SimHost(
+                id: h, timeouts: Timeouts(ioTimeoutSeconds: io, watchdogFireSeconds: w),
+                hasWatchdog: rng.next() % 2 == 0, rate: rate(), offset: Clock.seconds(1000 + Int(rng.next() % 5000)))
             hosts.append(host)
             schedule(at: quantized(Nanos(rng.next() % UInt64(Clock.seconds(2)))), .boot(host: h))
         }
         for d in 0..<config.directHosts {
             let id = config.hosts + 1 + d
             let io = config.faults.perHostTimeouts ? 1 + Int(rng.next() % 3) : config.ioTimeout
-            let host = SimDirectHost(id: id, timeouts: Timeouts(ioTimeoutSeconds: io, watchdogFireSeconds: config.watchdogSeconds),
-                                     rate: rate(), offset: Clock.seconds(1000 + Int(rng.next() % 5000)))
+            let host = SimDirectHost(
+                id: id, timeouts: Timeouts(ioTimeoutSeconds: io, watchdogFireSeconds: config.watchdogSeconds),
+                rate: rate(), offset: Clock.seconds(1000 + Int(rng.next() % 5000)))
             directs.append(host)
-            schedule(at: quantized(Clock.seconds(1) + Nanos(rng.next() % UInt64(Clock.seconds(3)))), .directBoot(host: id))
+            schedule(
+                at: quantized(Clock.seconds(1) + Nanos(rng.next() % UInt64(Clock.seconds(3)))), .directBoot(host: id))
         }
     }
 
@@ -224,10 +231,13 @@ public struct SimStats: Sendable, CustomStringConvertible {
     public var watchdogResets = 0
     public var simulatedSeconds: Double = 0
     public var description: String {
-        "steps=\(steps) sim=\(Int(simulatedSeconds))s grants(ex=\(grantsExclusive) sh=\(grantsShared) direct=\(directGrants)) "
+        "steps=\(steps) sim=\(Int(simulatedSeconds))s grants(ex=\(grantsExclusive) sh=\(grantsShared) "
+            + "direct=\(directGrants)) "
             + "releases=\(releases) converts=\(converts) orphansAdopted=\(orphansAdopted) hostCrashes=\(hostCrashes) "
             + "daemonCrashes=\(daemonCrashes) pauses=\(pauses) suspends=\(suspends) storageLoss=\(storageLosses) "
-            + "ioTimeouts=\(ioTimeouts) fenced=\(fenced) victimsKilled=\(victimsKilled) watchdogResets=\(watchdogResets) "
-            + "leaves=\(leaves) epochRebuilds=\(epochRebuilds) staleLeaderLandings=\(staleLeaderLandings) leaderRepairs=\(leaderRepairs)"
+            + "ioTimeouts=\(ioTimeouts) fenced=\(fenced) victimsKilled=\(victimsKilled) "
+            + "watchdogResets=\(watchdogResets) "
+            + "leaves=\(leaves) epochRebuilds=\(epochRebuilds) staleLeaderLandings=\(staleLeaderLandings) "
+            + "leaderRepairs=\(leaderRepairs)"
     }
 }

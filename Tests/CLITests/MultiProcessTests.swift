@@ -33,8 +33,11 @@ import Glibc
         let counter = dir.appendingPathComponent("counter").path
         let log = dir.appendingPathComponent("log").path
         func worker(_ h: Int) -> Process {
-            spawn(["direct", "stress", "-s", "LS:\(h):\(path):0", "-r", "LS:res:\(path):1048576", "--name", "dl:stress-\(h)",
-                   "--counter", counter, "--log", log, "--seconds", "600", "--watchdog", "4"])
+            spawn([
+                "direct", "stress", "-s", "LS:\(h):\(path):0", "-r", "LS:res:\(path):1048576", "--name",
+                "dl:stress-\(h)",
+                "--counter", counter, "--log", log, "--seconds", "600", "--watchdog", "4",
+            ])
         }
         var workers = [1: worker(1), 2: worker(2), 3: worker(3)]
         var kills = 0
@@ -72,7 +75,8 @@ import Glibc
         #expect(Sanlock.direct(["acquire_id", "-s", "LS:1:\(path):0", "-o", "1"]).stdout.contains("acquire_id done 0"))
         #expect(DiskLease.run(["direct", "join", "-s", "LS:2:\(path):0", "--name", "dl:racer"]).status == 0)
         // There is no join wait: a first acquire goes at once (the race then starts from free).
-        #expect(DiskLease.run(["direct", "acquire", "-s", "LS:2:\(path):0", "-r", "LS:res:\(path):1048576"]).status == 0)
+        #expect(
+            DiskLease.run(["direct", "acquire", "-s", "LS:2:\(path):0", "-r", "LS:res:\(path):1048576"]).status == 0)
         var rng = SystemRandomNumberGenerator()
         var wins = (sanlock: 0, disklease: 0)
         for trial in 1...40 {
@@ -82,7 +86,11 @@ import Glibc
             let delay = Double(rng.next() % 80) / 1000
             let sanlock = Process()
             sanlock.executableURL = URL(fileURLWithPath: "/bin/sh")
-            sanlock.arguments = ["-c", "sleep \(delay); exec \(Programs.which("sanlock")) direct acquire -r LS:res:\(path):1048576 -i 1 -g 1 -o 1"]
+            sanlock.arguments = [
+                "-c",
+                "sleep \(delay); exec \(Programs.which("sanlock")) direct acquire "
+                    + "-r LS:res:\(path):1048576 -i 1 -g 1 -o 1",
+            ]
             let out = Pipe()
             sanlock.standardOutput = out
             sanlock.standardError = FileHandle.nullDevice
@@ -97,7 +105,9 @@ import Glibc
             #expect(leader["owner_id"] == (sanlockWon ? "1" : "2"), "trial \(trial): leader \(leader)")
             if weWon {
                 wins.disklease += 1
-                #expect(ours.stdout.contains("lver \(leader["lver"]!)"), "lver differs: ours \(ours.stdout), sanlock \(leader["lver"]!)")
+                #expect(
+                    ours.stdout.contains("lver \(leader["lver"]!)"),
+                    "lver differs: ours \(ours.stdout), sanlock \(leader["lver"]!)")
             } else {
                 wins.sanlock += 1
             }
@@ -122,7 +132,9 @@ import Glibc
         // Host 1 renews every second in the background: host 2 sees it LIVE and is refused.
         let renewer = Process()
         renewer.executableURL = URL(fileURLWithPath: "/bin/sh")
-        renewer.arguments = ["-c", "while :; do \(Programs.disklease) direct renew -s \(ls1) >/dev/null 2>&1; sleep 1; done"]
+        renewer.arguments = [
+            "-c", "while :; do \(Programs.disklease) direct renew -s \(ls1) >/dev/null 2>&1; sleep 1; done",
+        ]
         try renewer.run()
         let refused = DiskLease.run(["direct", "acquire", "-s", ls2, "-r", res, "--owner-wait"] + t)
         kill(renewer.processIdentifier, SIGKILL)

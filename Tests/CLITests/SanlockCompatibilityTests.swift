@@ -15,7 +15,9 @@ import TestSupport
         #expect(Sanlock.direct(["init", "-s", "LS:0:\(path):0"] + z).status == 0)
         #expect(Sanlock.direct(["init", "-r", "LS:vm-disk:\(path):\(g.alignSize)", "-n", "16"] + z).status == 0)
 
-        for (flag, spec) in [("-s", "LS:1:\(path):0"), ("-s", "LS:\(g.maxHosts):\(path):0"), ("-r", "LS:vm-disk:\(path):\(g.alignSize)")] {
+        for (flag, spec) in [
+            ("-s", "LS:1:\(path):0"), ("-s", "LS:\(g.maxHosts):\(path):0"), ("-r", "LS:vm-disk:\(path):\(g.alignSize)"),
+        ] {
             let theirs = try #require(Sanlock.readLeader(flag, spec), "sanlock read_leader \(flag) \(spec)")
             let ours = DiskLease.run(["read-leader", flag, spec])
             #expect(ours.status == 0, "\(ours)")
@@ -24,7 +26,9 @@ import TestSupport
         // JSON carries the same values.
         let json = DiskLease.run(["read-leader", "-r", "LS:vm-disk:\(path):\(g.alignSize)", "--json"])
         let obj = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
-        #expect(obj["numHosts"] as? Int == 16 && obj["maxHosts"] as? Int == g.maxHosts && obj["sectorSize"] as? Int == g.sectorSize)
+        #expect(
+            obj["numHosts"] as? Int == 16 && obj["maxHosts"] as? Int == g.maxHosts
+                && obj["sectorSize"] as? Int == g.sectorSize)
     }
 
     @Test(arguments: geometries)
@@ -70,7 +74,9 @@ import TestSupport
         let leader = resource["leader"] as! [String: Any]
         #expect(leader["ownerID"] as? Int == 1 && leader["lver"] as? Int == 1)
         let dblocks = resource["dblocks"] as! [[String: Any]]
-        #expect(dblocks.count == 1 && dblocks[0]["hostID"] as? Int == 1 && dblocks[0]["mbal"] as? Int == 1 && dblocks[0]["verdict"] as? String == "ok")
+        #expect(
+            dblocks.count == 1 && dblocks[0]["hostID"] as? Int == 1 && dblocks[0]["mbal"] as? Int == 1
+                && dblocks[0]["verdict"] as? String == "ok")
         let lockspace = try #require(areas.first { $0["type"] as? String == "lockspace" })
         let slots = lockspace["slots"] as! [[String: Any]]
         #expect(slots.count == 1 && slots[0]["generation"] as? Int == 1)

@@ -18,8 +18,12 @@ import Glibc
 
     func expectExclusive(_ log: String, _ context: String) {
         let all = lines(log)
-        #expect(!all.contains { $0.hasPrefix("VIOLATION") }, "two holders at once (\(context)): \(all.filter { $0.hasPrefix("VIOLATION") }.prefix(3))")
-        let lvers = all.filter { !$0.hasPrefix("VIOLATION") }.compactMap { $0.split(separator: " ").last.map(String.init) }
+        #expect(
+            !all.contains { $0.hasPrefix("VIOLATION") },
+            "two holders at once (\(context)): \(all.filter { $0.hasPrefix("VIOLATION") }.prefix(3))")
+        let lvers = all.filter { !$0.hasPrefix("VIOLATION") }.compactMap {
+            $0.split(separator: " ").last.map(String.init)
+        }
         #expect(Set(lvers).count == lvers.count, "one lver granted twice (\(context)): \(all)")
     }
 
@@ -52,7 +56,8 @@ import Glibc
         let path = leaseFile()
         let dir = Scratch.directory("leave")
         let token = dir.appendingPathComponent("token").path, log = dir.appendingPathComponent("log").path
-        let a = try DaemonProcess(hostID: 1, lease: path, dir: dir, environment: FaultIO.environment(["FAULTIO_DELAY_US": "150000"]))
+        let a = try DaemonProcess(
+            hostID: 1, lease: path, dir: dir, environment: FaultIO.environment(["FAULTIO_DELAY_US": "150000"]))
         let b = try DaemonProcess(hostID: 2, lease: path, dir: dir)
         try a.waitJoined(seconds: 60)
         try b.waitJoined()
@@ -126,7 +131,8 @@ import Glibc
         #expect(lapsed.status == 65 && lapsed.stderr.contains("lapsed"), "\(lapsed)")
         var wins = (daemon: 0, direct: 0)
         for _ in 0..<8 {
-            #expect(Programs.run(Programs.disklease, ["direct", "join", "-s", ls3, "--name", "dl:direct3"]).status == 0)
+            #expect(
+                Programs.run(Programs.disklease, ["direct", "join", "-s", ls3, "--name", "dl:direct3"]).status == 0)
             let holder = a.holder(vm1, extra: ["--no-wait"])
             let ours = Programs.run(Programs.disklease, ["direct", "acquire", "-s", ls3, "-r", vm1])
             let daemonHeld = eventually(1) { a.client(["status"]).stdout.contains("lease LS:vm1") }
@@ -168,7 +174,9 @@ import Glibc
         }
         Thread.sleep(forTimeInterval: 4)  // A's late commit has landed
         let repaired = b.tokenHolder(vm1, token: token, log: log)
-        #expect(eventually(20) { b.client(["status"]).stdout.contains("lease LS:vm1") }, "refused after the leader moved back: \(b.log)")
+        #expect(
+            eventually(20) { b.client(["status"]).stdout.contains("lease LS:vm1") },
+            "refused after the leader moved back: \(b.log)")
         kill(repaired.processIdentifier, SIGKILL)
         repaired.waitUntilExit()
         expectExclusive(log, "late commit")

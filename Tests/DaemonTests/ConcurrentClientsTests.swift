@@ -15,9 +15,11 @@ import Glibc
     /// A lockspace and `resources` resource areas r0, r1, ... at 1 MiB steps.
     func manyLeases() -> String {
         let path = Scratch.file(size: (Self.resources + 1) << 20)
-        precondition(Programs.run(Programs.disklease, ["init", "lockspace", "LS:0:\(path):0", "--io-timeout", "1"]).status == 0)
+        precondition(
+            Programs.run(Programs.disklease, ["init", "lockspace", "LS:0:\(path):0", "--io-timeout", "1"]).status == 0)
         for i in 0..<Self.resources {
-            precondition(Programs.run(Programs.disklease, ["init", "resource", "LS:r\(i):\(path):\((i + 1) << 20)"]).status == 0)
+            precondition(
+                Programs.run(Programs.disklease, ["init", "resource", "LS:r\(i):\(path):\((i + 1) << 20)"]).status == 0)
         }
         return path
     }
@@ -36,7 +38,8 @@ import Glibc
             let out = dir.appendingPathComponent("tokens\(c)").path
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Programs.disklease)
-            p.arguments = ["client", "command", "--run-dir", a.runDir]
+            p.arguments =
+                ["client", "command", "--run-dir", a.runDir]
                 + (0..<8).flatMap { ["-r", spec(path, c * 8 + $0)] }
                 + ["--", "sh", "-c", "echo \"$DISKLEASE_LVER\" > \(out)"]
             p.standardOutput = FileHandle.nullDevice
@@ -51,7 +54,9 @@ import Glibc
         }
         // Each exit released its leases on disk.
         for i in 0..<Self.resources {
-            #expect(eventually(10) { leaderField(path, "r\(i)", "timestamp", offset: UInt64(i + 1) << 20) == "0" }, "r\(i): \(a.log)")
+            #expect(
+                eventually(10) { leaderField(path, "r\(i)", "timestamp", offset: UInt64(i + 1) << 20) == "0" },
+                "r\(i): \(a.log)")
             #expect(leaderField(path, "r\(i)", "lver", offset: UInt64(i + 1) << 20) == "1")
         }
         #expect(a.log.components(separatedBy: "[LeaseDaemon] acquired").count - 1 == Self.resources)
@@ -62,12 +67,15 @@ import Glibc
         #expect(eventually(10) { a.client(["status"]).stdout.contains("lease LS:r3 lver 2") }, "\(a.log)")
         let all = a.client(["command"] + (0..<8).flatMap { ["-r", spec(path, $0)] } + ["--no-wait", "--", "true"])
         #expect(all.status == 75, "\(all)")
-        #expect(eventually(10) {
-            let status = a.client(["status"]).stdout
-            return status.components(separatedBy: "\nlease ").count - 1 == 1 && status.contains("lease LS:r3 ")
-        }, "\(a.client(["status"]).stdout)")
+        #expect(
+            eventually(10) {
+                let status = a.client(["status"]).stdout
+                return status.components(separatedBy: "\nlease ").count - 1 == 1 && status.contains("lease LS:r3 ")
+            }, "\(a.client(["status"]).stdout)")
         for i in [0, 1, 2] {
-            #expect(eventually(10) { leaderField(path, "r\(i)", "timestamp", offset: UInt64(i + 1) << 20) == "0" }, "r\(i) kept")
+            #expect(
+                eventually(10) { leaderField(path, "r\(i)", "timestamp", offset: UInt64(i + 1) << 20) == "0" },
+                "r\(i) kept")
         }
     }
 }

@@ -15,8 +15,10 @@ final class DaemonProcess {
     let logPath: String
     let hostID: Int
 
-    init(hostID: Int, lease: String, dir: URL, reuseRunDir: Bool = false, extra: [String] = [], ioTimeout: Int = 1,
-         environment: [String: String] = [:]) throws {
+    init(
+        hostID: Int, lease: String, dir: URL, reuseRunDir: Bool = false, extra: [String] = [], ioTimeout: Int = 1,
+        environment: [String: String] = [:]
+    ) throws {
         self.hostID = hostID
         runDir = dir.appendingPathComponent("host\(hostID)").path
         if !reuseRunDir { try? FileManager.default.removeItem(atPath: runDir) }
@@ -24,9 +26,13 @@ final class DaemonProcess {
         logPath = dir.appendingPathComponent("host\(hostID).log").path
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Programs.diskleased)
-        process.arguments = ["--config", "/dev/null", "--run-dir", runDir, "--lockspace", "LS:\(hostID):\(lease):0",
-                             "--io-timeout", "\(ioTimeout)", "--watchdog-fire-timeout", "4", "--kill-grace", "1", "--term-grace", "1",
-                             "--watchdog-device", "none", "--host-name", "h\(hostID)"] + extra
+        process.arguments =
+            [
+                "--config", "/dev/null", "--run-dir", runDir, "--lockspace", "LS:\(hostID):\(lease):0",
+                "--io-timeout", "\(ioTimeout)", "--watchdog-fire-timeout", "4", "--kill-grace", "1", "--term-grace",
+                "1",
+                "--watchdog-device", "none", "--host-name", "h\(hostID)",
+            ] + extra
         let log = FileHandle(forWritingAtPath: logPath)!
         log.seekToEndOfFile()
         process.standardOutput = log
@@ -87,13 +93,15 @@ final class DaemonProcess {
             while :; do
                 echo "\(hostID) $$" > \(token)
                 sleep 0.01
-                [ "$(cat \(token) 2>/dev/null)" = "\(hostID) $$" ] || echo "VIOLATION host \(hostID) pid $$ saw $(cat \(token))" >> \(log)
+                [ "$(cat \(token) 2>/dev/null)" = "\(hostID) $$" ] || \
+                    echo "VIOLATION host \(hostID) pid $$ saw $(cat \(token))" >> \(log)
                 sleep 0.01
             done
             """
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Programs.disklease)
-        p.arguments = ["client", "command", "--run-dir", runDir, "-r", resource] + extra + ["--", "/bin/sh", "-c", script]
+        p.arguments =
+            ["client", "command", "--run-dir", runDir, "-r", resource] + extra + ["--", "/bin/sh", "-c", script]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try! p.run()
@@ -123,7 +131,8 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
 /// A lease file with lockspace LS (io_timeout 1) at 0 and resource vm1 at 1 MiB.
 func leaseFile() -> String {
     let path = Scratch.file(size: 3 << 20)
-    precondition(Programs.run(Programs.disklease, ["init", "lockspace", "LS:0:\(path):0", "--io-timeout", "1"]).status == 0)
+    precondition(
+        Programs.run(Programs.disklease, ["init", "lockspace", "LS:0:\(path):0", "--io-timeout", "1"]).status == 0)
     precondition(Programs.run(Programs.disklease, ["init", "resource", "LS:vm1:\(path):1048576"]).status == 0)
     precondition(Programs.run(Programs.disklease, ["init", "resource", "LS:vm2:\(path):2097152"]).status == 0)
     return path
@@ -143,6 +152,8 @@ func leaderField(_ path: String, _ resource: String, _ key: String, offset: UInt
 
 /// The timestamp field of host `h`'s delta lease (our monotonic seconds on this machine).
 func deltaTimestamp(_ path: String, host h: Int) -> UInt64 {
-    let bytes = Programs.run("/bin/sh", ["-c", "dd if=\(path) bs=512 skip=\(h - 1) count=1 2>/dev/null | od -An -tu8 -j152 -N8"]).stdout
+    let bytes = Programs.run(
+        "/bin/sh", ["-c", "dd if=\(path) bs=512 skip=\(h - 1) count=1 2>/dev/null | od -An -tu8 -j152 -N8"]
+    ).stdout
     return UInt64(bytes.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
 }

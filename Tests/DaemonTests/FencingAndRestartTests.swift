@@ -18,9 +18,11 @@ import Glibc
         let hook = dir.appendingPathComponent("hook.sh").path
         // The hook records its arguments and the time, and leaves the holder running, so the
         // daemon has to escalate to signals.
-        try "#!/bin/sh\necho \"$1 $2 $3 $(date +%s.%N)\" >> \(hookLog)\n".write(toFile: hook, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\necho \"$1 $2 $3 $(date +%s.%N)\" >> \(hookLog)\n".write(
+            toFile: hook, atomically: true, encoding: .utf8)
         chmod(hook, 0o755)
-        let a = try DaemonProcess(hostID: 1, lease: path, dir: dir, extra: ["--fault-file", fault, "--kill-hook", hook])
+        let a = try DaemonProcess(
+            hostID: 1, lease: path, dir: dir, extra: ["--fault-file", fault, "--kill-hook", hook])
         let b = try DaemonProcess(hostID: 2, lease: path, dir: dir)
         try a.waitJoined()
         try b.waitJoined()
@@ -47,7 +49,8 @@ import Glibc
         // After the fence the lockspace starts a fresh join (which cannot finish without
         // storage); the lease is no longer listed as held.
         let status = a.client(["status"]).stdout
-        #expect(!status.contains("lease LS:vm1") && (status.contains("failed") || status.contains("joining")), "\(status)")
+        #expect(
+            !status.contains("lease LS:vm1") && (status.contains("failed") || status.contains("joining")), "\(status)")
         kill(waiter.processIdentifier, SIGKILL)
         waiter.waitUntilExit()
     }
@@ -62,7 +65,9 @@ import Glibc
         try a!.waitJoined()
         let vm1 = "LS:vm1:\(path):1048576", vm2 = "LS:vm2:\(path):2097152"
         let h1 = a!.holder(vm1), h2 = a!.holder(vm2)
-        #expect(eventually(10) { a!.client(["status"]).stdout.components(separatedBy: "lease LS:").count == 3 }, "\(a!.log)")
+        #expect(
+            eventually(10) { a!.client(["status"]).stdout.components(separatedBy: "lease LS:").count == 3 }, "\(a!.log)"
+        )
         a!.kill(SIGKILL)
         kill(h1.processIdentifier, SIGKILL)
         kill(h2.processIdentifier, SIGKILL)
@@ -75,16 +80,21 @@ import Glibc
         // Same run directory, adopt: both come back as orphans at the next lver.
         let a2 = try DaemonProcess(hostID: 1, lease: path, dir: dir, reuseRunDir: true, extra: ["--orphans", "adopt"])
         try a2.waitJoined()
-        #expect(eventually(15) { a2.client(["status"]).stdout.components(separatedBy: "orphan").count == 3 }, "\(a2.log)")
+        #expect(
+            eventually(15) { a2.client(["status"]).stdout.components(separatedBy: "orphan").count == 3 }, "\(a2.log)")
         #expect(leaderField(path, "vm1", "lver") == "2" && leaderField(path, "vm1", "owner_generation") == "2")
         let adopted = a2.client(["acquire", "-r", vm1])
         #expect(adopted.status == 0 && adopted.stdout.contains("lver 2"), "\(adopted)")
         a2.kill(SIGKILL)
 
         // Restart again, release: whatever was held ends free on disk.
-        let a3 = try DaemonProcess(hostID: 1, lease: path, dir: dir, reuseRunDir: true, extra: ["--orphans", "release"])
+        let a3 = try DaemonProcess(
+            hostID: 1, lease: path, dir: dir, reuseRunDir: true, extra: ["--orphans", "release"])
         try a3.waitJoined()
-        #expect(eventually(15) { leaderField(path, "vm2", "timestamp") == "0" && leaderField(path, "vm2", "owner_generation") == "3" }, "\(a3.log)")
+        #expect(
+            eventually(15) {
+                leaderField(path, "vm2", "timestamp") == "0" && leaderField(path, "vm2", "owner_generation") == "3"
+            }, "\(a3.log)")
         #expect(a3.log.contains("previous incarnation's lease released"))
         a3.kill(SIGTERM)
     }

@@ -28,8 +28,10 @@ import Glibc
         let b = try DaemonProcess(hostID: 2, lease: path, dir: dir)
         try a.waitJoined()
         try b.waitJoined()
-        return Pair(path: path, dir: dir, token: dir.appendingPathComponent("token").path, log: dir.appendingPathComponent("log").path,
-                    vm1: "LS:vm1:\(path):1048576", a: a, b: b)
+        return Pair(
+            path: path, dir: dir, token: dir.appendingPathComponent("token").path,
+            log: dir.appendingPathComponent("log").path,
+            vm1: "LS:vm1:\(path):1048576", a: a, b: b)
     }
 
     /// kill -9 of the daemon and an immediate restart under the same name: the new incarnation
@@ -66,7 +68,8 @@ import Glibc
         Thread.sleep(forTimeInterval: 1)
         p.a.kill(SIGCONT)
         #expect(eventually(20) { p.a.log.contains("lockspace failed") }, "\(p.a.log)")
-        #expect(eventually(30) { p.a.client(["status"]).stdout.contains("joined") }, "rejoined after the gap: \(p.a.log)")
+        #expect(
+            eventually(30) { p.a.client(["status"]).stdout.contains("joined") }, "rejoined after the gap: \(p.a.log)")
         kill(waiter.processIdentifier, SIGKILL)
         waiter.waitUntilExit()
         #expect(noViolation(p.log), "\(lines(p.log))")
@@ -99,8 +102,9 @@ import Glibc
         let shift = Scratch.directory("clock").appendingPathComponent("shift").path
         let dir = Scratch.directory("clock-fault")
         let fault = dir.appendingPathComponent("lost").path
-        let p = try pair("clock", aEnvironment: FaultIO.environment(["FAULTIO_REALTIME_SHIFT_FILE": shift]),
-                         aExtra: ["--fault-file", fault])
+        let p = try pair(
+            "clock", aEnvironment: FaultIO.environment(["FAULTIO_REALTIME_SHIFT_FILE": shift]),
+            aExtra: ["--fault-file", fault])
         let holder = p.a.tokenHolder(p.vm1, token: p.token, log: p.log)
         #expect(eventually(10) { p.a.client(["status"]).stdout.contains("lease LS:vm1") })
         try "-3600\n".write(toFile: shift + ".tmp", atomically: false, encoding: .utf8)

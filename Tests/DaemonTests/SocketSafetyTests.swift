@@ -35,7 +35,9 @@ import Glibc
             case 3: payload = Array("{\"v\":99,\"op\":\"status\"}\n".utf8)
             default: payload = Array("{\"v\":1,\"op\":\"release\",\"lockspace\":\"LS\",\"resource\":\"vm1\"}\n".utf8)
             }
-            if let reply = RawSocket(a.runDir).exchange(payload) { answered += 1; #expect(reply.contains("\"ok\":false"), "\(reply)") }
+            if let reply = RawSocket(a.runDir).exchange(payload) {
+                answered += 1; #expect(reply.contains("\"ok\":false"), "\(reply)")
+            }
         }
         // One line larger than the limit: too_large, then the connection is closed.
         let huge = RawSocket(a.runDir).exchange([UInt8](repeating: 0x41, count: Wire.maxMessageBytes + 10) + [0x0A])
@@ -61,16 +63,21 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: dir) }
         // The socket is 0660 root:65534: only root and group 65534 can connect at all; of those,
         // SO_PEERCRED admits root and uid 65533.
-        let a = try DaemonProcess(hostID: 1, lease: path, dir: dir,
-                                  extra: ["--allow-uid", "65533", "--socket-group", "65534"])
+        let a = try DaemonProcess(
+            hostID: 1, lease: path, dir: dir,
+            extra: ["--allow-uid", "65533", "--socket-group", "65534"])
         try a.waitJoined()
         chmod(a.runDir, 0o755)
         var st = stat()
         #expect(stat(a.runDir + "/" + Wire.socketName, &st) == 0 && st.st_mode & 0o777 == 0o660 && st.st_gid == 65534)
         let client = try Self.reachableClient(dir)
         func status(uid: Int, gid: Int) -> Run {
-            Programs.run("/usr/bin/setpriv", ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups",
-                                              client, "client", "status", "--run-dir", a.runDir])
+            Programs.run(
+                "/usr/bin/setpriv",
+                [
+                    "--reuid=\(uid)", "--regid=\(gid)", "--clear-groups",
+                    client, "client", "status", "--run-dir", a.runDir,
+                ])
         }
         let asNobody = status(uid: 65534, gid: 65534)
         #expect(asNobody.status == 64, "\(asNobody)")
@@ -92,8 +99,9 @@ import Glibc
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         chmod(dir.path, 0o777)  // the flood, as nobody, writes its ready file here
         defer { try? FileManager.default.removeItem(at: dir) }
-        let a = try DaemonProcess(hostID: 1, lease: path, dir: dir,
-                                  extra: ["--socket-group", "65534", "--max-connections", "20"])
+        let a = try DaemonProcess(
+            hostID: 1, lease: path, dir: dir,
+            extra: ["--socket-group", "65534", "--max-connections", "20"])
         try a.waitJoined()
         chmod(a.runDir, 0o755)
         let client = try Self.reachableClient(dir)
@@ -101,8 +109,10 @@ import Glibc
         let ready = dir.appendingPathComponent("ready").path
         let flood = Process()
         flood.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        flood.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", client, "client", "flood",
-                           "--connections", "1000", "--hold", "3", "--ready-file", ready, "--run-dir", a.runDir]
+        flood.arguments = [
+            "--reuid=65534", "--regid=65534", "--clear-groups", client, "client", "flood",
+            "--connections", "1000", "--hold", "3", "--ready-file", ready, "--run-dir", a.runDir,
+        ]
         let out = Pipe()
         flood.standardOutput = out
         try flood.run()
@@ -114,8 +124,12 @@ import Glibc
         #expect(during <= before + 2, "threads \(before) before, \(during) during the flood")
 
         // Root is admitted up to max-connections; the 21st and later are told why.
-        let rootFlood = Programs.run(Programs.disklease, ["client", "flood", "--connections", "30", "--hold", "0",
-                                                          "--run-dir", a.runDir])
+        let rootFlood = Programs.run(
+            Programs.disklease,
+            [
+                "client", "flood", "--connections", "30", "--hold", "0",
+                "--run-dir", a.runDir,
+            ])
         #expect(rootFlood.stdout.contains("busy=10") && rootFlood.stdout.contains("ok=20"), "\(rootFlood)")
         #expect(a.client(["status"]).status == 0)
         #expect(a.log.contains("refused connection: too many connections"))
@@ -148,7 +162,9 @@ struct RawSocket {
         defer { close(s) }
         guard var addr = unixSocketAddress(path) else { return nil }
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard rc == 0 else { return nil }
         var tv = timeval(tv_sec: 10, tv_usec: 0)

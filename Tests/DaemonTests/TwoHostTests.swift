@@ -21,7 +21,10 @@ import Glibc
 
         // A process on host A holds vm1; host B's try-acquire is refused at once.
         let holder = a.holder(vm1)
-        #expect(eventually(10) { a.client(["status"]).stdout.contains("lease LS:vm1 lver 1 pid \(holder.processIdentifier) EX") }, "\(a.log)")
+        #expect(
+            eventually(10) {
+                a.client(["status"]).stdout.contains("lease LS:vm1 lver 1 pid \(holder.processIdentifier) EX")
+            }, "\(a.log)")
         let refused = b.client(["acquire", "-r", vm1, "--no-wait"])
         #expect(refused.status == 75, "\(refused)")
         #expect(refused.stderr.contains("held by host_id 1"), "\(refused)")
@@ -45,7 +48,9 @@ import Glibc
         a.kill(SIGKILL)
         let lastRenewal = deltaTimestamp(path, host: 1)
         let waiter = b.holder(vm1)
-        #expect(eventually(40) { leaderField(path, "vm1", "owner_id") == "2" && leaderField(path, "vm1", "lver") == "4" }, "\(b.log)")
+        #expect(
+            eventually(40) { leaderField(path, "vm1", "owner_id") == "2" && leaderField(path, "vm1", "lver") == "4" },
+            "\(b.log)")
         let takenAt = UInt64(leaderField(path, "vm1", "timestamp") ?? "0") ?? 0
         #expect(deltaTimestamp(path, host: 1) == lastRenewal, "A's delta lease changed after its daemon died")
         #expect(takenAt >= lastRenewal + 12, "taken over at \(takenAt), A last renewed at \(lastRenewal)")
@@ -70,8 +75,10 @@ import Glibc
         func waiter(_ n: Int) -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Programs.disklease)
-            p.arguments = ["client", "command", "--run-dir", a.runDir, "-r", vm1, "--",
-                           "sh", "-c", "echo \(n) $DISKLEASE_LVER >> \(order); sleep 0.3"]
+            p.arguments = [
+                "client", "command", "--run-dir", a.runDir, "-r", vm1, "--",
+                "sh", "-c", "echo \(n) $DISKLEASE_LVER >> \(order); sleep 0.3",
+            ]
             p.standardOutput = FileHandle.nullDevice
             try! p.run()
             return p
@@ -103,7 +110,8 @@ import Glibc
         let vm1 = "LS:vm1:\(path):1048576"
         let sharedA = a.holder(vm1 + ":SH")
         let sharedB = b.holder(vm1 + ":SH")
-        #expect(eventually(10) { a.client(["status"]).stdout.contains("SH") && b.client(["status"]).stdout.contains("SH") })
+        #expect(
+            eventually(10) { a.client(["status"]).stdout.contains("SH") && b.client(["status"]).stdout.contains("SH") })
         let local = b.client(["acquire", "-r", vm1, "--no-wait"])
         #expect(local.status == 75 && local.stderr.contains("held on this host"), "\(local)")
         kill(sharedB.processIdentifier, SIGKILL)

@@ -11,7 +11,11 @@ import Testing
             IORange(offset: 8192, length: 512),
         ]
         let plan = BatchPlan.reads(ranges)
-        #expect(plan.requests == [IORange(offset: 0, length: 1536), IORange(offset: 4096, length: 512), IORange(offset: 8192, length: 512)])
+        #expect(
+            plan.requests == [
+                IORange(offset: 0, length: 1536), IORange(offset: 4096, length: 512),
+                IORange(offset: 8192, length: 512),
+            ])
         #expect(plan.placements.map(\.request) == [1, 0, 0, 0, 2])
         #expect(plan.placements.map(\.offsetInRequest) == [0, 0, 512, 1024, 0])
     }

@@ -8,7 +8,9 @@ import Glibc
 #endif
 
 @Suite struct FileDeviceTests {
-    static func sector(_ n: Int, size: Int = 512) -> [UInt8] { (0..<size).map { UInt8(truncatingIfNeeded: n ^ ($0 * 7)) } }
+    static func sector(_ n: Int, size: Int = 512) -> [UInt8] {
+        (0..<size).map { UInt8(truncatingIfNeeded: n ^ ($0 * 7)) }
+    }
 
     @Test func readsAndWritesRealSectorsOnExt4() throws {
         let path = Scratch.file(size: 1 << 20)
@@ -17,7 +19,9 @@ import Glibc
         #expect(d.sizeBytes == 1 << 20)
         #expect(d.alignment == 512)
         #expect(!d.isBlockDevice)
-        try d.write([SectorWrite(offset: 0, bytes: Self.sector(0)), SectorWrite(offset: 4096, bytes: Self.sector(8))], timeout: .seconds(5))
+        try d.write(
+            [SectorWrite(offset: 0, bytes: Self.sector(0)), SectorWrite(offset: 4096, bytes: Self.sector(8))],
+            timeout: .seconds(5))
         #expect(try d.read(offset: 4096, length: 512, timeout: .seconds(5)) == Self.sector(8))
         // What O_DIRECT wrote is what an ordinary read sees.
         let file = Scratch.bytes(of: path)
@@ -81,7 +85,9 @@ import Glibc
         #expect(d.alignment == sectorSize)
         #expect(d.sizeBytes == 8 << 20)
         try d.write(offset: UInt64(sectorSize * 3), bytes: Self.sector(3, size: sectorSize), timeout: .seconds(5))
-        #expect(try d.read(offset: UInt64(sectorSize * 3), length: sectorSize, timeout: .seconds(5)) == Self.sector(3, size: sectorSize))
+        #expect(
+            try d.read(offset: UInt64(sectorSize * 3), length: sectorSize, timeout: .seconds(5))
+                == Self.sector(3, size: sectorSize))
         if sectorSize == 4096 {
             #expect(throws: BlockIOError.misaligned(path: loop.path, offset: 512, length: 512, alignment: 4096)) {
                 try d.read(offset: 512, length: 512, timeout: .seconds(1))

@@ -34,8 +34,9 @@ import Glibc
 
     @Test func writesLandAndMerge() throws {
         let d = MemoryDevice(size: 64 * 512)
-        try d.write([SectorWrite(offset: 1024, bytes: Self.pattern(2)), SectorWrite(offset: 512, bytes: Self.pattern(1))],
-                    timeout: .seconds(1))
+        try d.write(
+            [SectorWrite(offset: 1024, bytes: Self.pattern(2)), SectorWrite(offset: 512, bytes: Self.pattern(1))],
+            timeout: .seconds(1))
         #expect(d.contents(at: 512, length: 1024) == Self.pattern(1) + Self.pattern(2))
         #expect(d.counters.writeRequests == 1 && d.counters.bytesWritten == 1024)
     }
@@ -55,7 +56,8 @@ import Glibc
 
     @Test func queueSmallerThanTheBatchStillCompletes() throws {
         let d = MemoryDevice(size: 64 * 512, queueDepth: 4)
-        let got = try d.read(stride(from: 0, to: 64, by: 2).map { IORange(offset: UInt64($0 * 512), length: 512) }, timeout: .seconds(1))
+        let got = try d.read(
+            stride(from: 0, to: 64, by: 2).map { IORange(offset: UInt64($0 * 512), length: 512) }, timeout: .seconds(1))
         #expect(got.count == 32 && d.counters.readRequests == 32)
     }
 
@@ -82,8 +84,12 @@ import Glibc
             try d.write(offset: 32768, bytes: Self.pattern(0), timeout: .seconds(1))
         }
         #expect(throws: BlockIOError.overlappingWrites(path: "memory", offset: 0)) {
-            try d.write([SectorWrite(offset: 0, bytes: Self.pattern(0) + Self.pattern(1)), SectorWrite(offset: 512, bytes: Self.pattern(1))],
-                        timeout: .seconds(1))
+            try d.write(
+                [
+                    SectorWrite(offset: 0, bytes: Self.pattern(0) + Self.pattern(1)),
+                    SectorWrite(offset: 512, bytes: Self.pattern(1)),
+                ],
+                timeout: .seconds(1))
         }
         #expect(d.counters.submits == 0)
     }
@@ -94,7 +100,8 @@ import Glibc
         f.hang = [IORange(offset: 8 * 512, length: 512)]
         d.setFaults(f)
         #expect(throws: BlockIOError.timeout(path: "memory", offset: 4096, inFlight: 1, timeoutMilliseconds: 5)) {
-            try d.read([IORange(offset: 0, length: 512), IORange(offset: 8 * 512, length: 512)], timeout: .milliseconds(5))
+            try d.read(
+                [IORange(offset: 0, length: 512), IORange(offset: 8 * 512, length: 512)], timeout: .milliseconds(5))
         }
         #expect(d.parkedRequestCount == 1 && d.parkedBufferCount == 1)
         #expect(d.counters.timeouts == 1)

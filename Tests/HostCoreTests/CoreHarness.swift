@@ -33,14 +33,16 @@ final class CoreHarness: @unchecked Sendable {
         device = MemoryDevice(size: (1 + resources) * geometry.alignSize, alignment: 512)
         device.load(try! InitImage.lockspace(space: "LS", geometry: geometry, ioTimeout: 1).final, at: 0)
         for r in 0..<resources {
-            device.load(try! InitImage.resource(space: "LS", resource: "r\(r)", geometry: geometry, numHosts: 64).final,
-                        at: (1 + r) * geometry.alignSize)
+            device.load(
+                try! InitImage.resource(space: "LS", resource: "r\(r)", geometry: geometry, numHosts: 64).final,
+                at: (1 + r) * geometry.alignSize)
         }
     }
 
     var setup: LockspaceSetup {
-        LockspaceSetup(name: "LS", hostID: 1, path: "mem", offset: 0, layout: AreaLayout(offset: 0, geometry: geometry),
-                       timeouts: timeouts, mode: .live, hostName: "dl:h1")
+        LockspaceSetup(
+            name: "LS", hostID: 1, path: "mem", offset: 0, layout: AreaLayout(offset: 0, geometry: geometry),
+            timeouts: timeouts, mode: .live, hostName: "dl:h1")
     }
 
     @discardableResult
@@ -86,8 +88,9 @@ final class CoreHarness: @unchecked Sendable {
 
     func perform(_ op: HostOperation) -> HostOutput {
         if case .drain = op { return .drained(outstanding: outstandingOnDrain) }
-        let runner = Runner(device: device, ioTimeout: .seconds(1), now: { [unowned self] in time.mono },
-                            sleep: { _ in })
+        let runner = Runner(
+            device: device, ioTimeout: .seconds(1), now: { [unowned self] in time.mono },
+            sleep: { _ in })
         var op = op
         var progress = op.advance(nil, now: runner.now())
         while true {
@@ -114,11 +117,14 @@ final class CoreHarness: @unchecked Sendable {
 
     func client(_ pid: Int32) -> ClientRef { ClientRef(id: UInt64(pid), pid: pid, startTime: 7) }
 
-    func acquire(_ c: ClientRef, _ r: Int = 0, shared: Bool = false, wait: Bool = true, persistent: Bool = false,
-                 deadline: Nanos? = nil) -> RequestID {
-        let req = AcquireRequest(key: ResourceKey(lockspace: "LS", name: "r\(r)"), path: "mem",
-                                 offset: UInt64((1 + r) * geometry.alignSize), shared: shared, wait: wait, deadline: deadline,
-                                 persistent: persistent)
+    func acquire(
+        _ c: ClientRef, _ r: Int = 0, shared: Bool = false, wait: Bool = true, persistent: Bool = false,
+        deadline: Nanos? = nil
+    ) -> RequestID {
+        let req = AcquireRequest(
+            key: ResourceKey(lockspace: "LS", name: "r\(r)"), path: "mem",
+            offset: UInt64((1 + r) * geometry.alignSize), shared: shared, wait: wait, deadline: deadline,
+            persistent: persistent)
         return request { .acquire($0, c, req) }
     }
 

@@ -21,7 +21,9 @@ import Testing
         h.advance(seconds: 1)
         #expect(h.pending.isEmpty, "no renewal 1 s after the last")
         h.advance(seconds: 1.1)
-        #expect(h.pending.contains { if case .renew = $0.op { true } else { false } }, "a renewal 2·io_timeout after the last")
+        #expect(
+            h.pending.contains { if case .renew = $0.op { true } else { false } },
+            "a renewal 2·io_timeout after the last")
     }
 
     @Test func fencesAtTheDeadlineOnTheBootClockEvenWithoutARenewalResult() throws {
@@ -30,7 +32,9 @@ import Testing
         let c = h.client(300)
         let id = h.acquire(c)
         h.settle()
-        guard case .granted = h.replies[id] else { Issue.record("not granted: \(String(describing: h.replies[id]))"); return }
+        guard case .granted = h.replies[id] else {
+            Issue.record("not granted: \(String(describing: h.replies[id]))"); return
+        }
         // Renewals hang (never finish); the clock passes 8·io_timeout: fence, no renewal needed.
         h.advance(seconds: 2.5)  // a renewal starts and hangs
         #expect(h.fenced.isEmpty)
@@ -66,8 +70,9 @@ import Testing
     @Test func aRestartStopsLeftoverHoldersBeforeItJoins() throws {
         for broken in [false, true] {
             let h = CoreHarness(mutations: broken ? .restartWithoutKillingLeftovers : [])
-            let old = PersistedLease(lockspace: "LS", resource: "r0", path: "mem", offset: 1 << 20, lver: 3, shared: false, pid: 77,
-                                     startTime: 9, persistent: false, orphan: false, releaseRequested: false)
+            let old = PersistedLease(
+                lockspace: "LS", resource: "r0", path: "mem", offset: 1 << 20, lver: 3, shared: false, pid: 77,
+                startTime: 9, persistent: false, orphan: false, releaseRequested: false)
             h.step(.start(previous: [old]))
             h.step(.addLockspace(h.setup, reply: nil, waitJoined: false))
             h.step(.tick)
@@ -108,14 +113,17 @@ import Testing
         h.join()
         let try1 = h.acquire(h.client(303), wait: false)
         h.settle()
-        guard case .failed(let f)? = h.replies[try1], f.code == .busy else { Issue.record("try-acquire must be busy"); return }
+        guard case .failed(let f)? = h.replies[try1], f.code == .busy else {
+            Issue.record("try-acquire must be busy"); return
+        }
         let waiting = h.acquire(h.client(304))
         h.settle()
         #expect(h.replies[waiting] == nil, "a waiter keeps waiting")
         // The next renewal reads the owner's slot.
         h.advance(seconds: 2.1)
         guard let renew = h.pending.first(where: { if case .renew = $0.op { true } else { false } }),
-              case .renew(let op) = renew.op else { Issue.record("no renewal"); return }
+            case .renew(let op) = renew.op
+        else { Issue.record("no renewal"); return }
         _ = op
         h.settle()
         // The owner releases on disk: the waiter gets it after the next renewal.
@@ -124,7 +132,9 @@ import Testing
         h.device.load(l.sector(size: 512), at: 1 << 20)
         h.advance(seconds: 2.1)
         h.settle()
-        guard case .granted(let lver)? = h.replies[waiting] else { Issue.record("waiter not granted: \(String(describing: h.replies[waiting]))"); return }
+        guard case .granted(let lver)? = h.replies[waiting] else {
+            Issue.record("waiter not granted: \(String(describing: h.replies[waiting]))"); return
+        }
         #expect(lver == 2)
     }
 
@@ -179,7 +189,8 @@ import Testing
         let adopt = h.acquire(h.client(342), 0)
         #expect(h.pending.isEmpty)
         #expect(h.replies[adopt] == .granted(lver: 1))
-        #expect(LeaderRecord(decoding: h.device.contents(at: 2 << 20, length: 512)).timestamp == 0, "r1 released on disk")
+        #expect(
+            LeaderRecord(decoding: h.device.contents(at: 2 << 20, length: 512)).timestamp == 0, "r1 released on disk")
     }
 
     @Test func aBallotCarriesItsHighestMbalToTheNext() throws {
@@ -236,6 +247,7 @@ import Testing
         let rem = h.request { .remLockspace("LS", reply: $0) }
         h.settle()
         #expect(h.replies[rem] == .ok)
-        #expect(LeaderRecord(decoding: h.device.contents(at: 0, length: 512)).timestamp != 0, "the slot is left to expire")
+        #expect(
+            LeaderRecord(decoding: h.device.contents(at: 0, length: 512)).timestamp != 0, "the slot is left to expire")
     }
 }

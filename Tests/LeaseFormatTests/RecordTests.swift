@@ -38,9 +38,11 @@ import Testing
     }
 
     @Test func roundTripsEveryField() {
-        var r = LeaderRecord.paxos(space: "space", resource: String(repeating: "r", count: 48), geometry: .g4K_8M, numHosts: 7)
+        var r = LeaderRecord.paxos(
+            space: "space", resource: String(repeating: "r", count: 48), geometry: .g4K_8M, numHosts: 7)
         r.ownerID = 7; r.ownerGeneration = 9; r.lver = 1 << 40; r.timestamp = 12345; r.unused1 = 3
-        r.ioTimeout = 10; r.writeID = 7; r.writeGeneration = 9; r.writeTimestamp = 12346; r.flags |= LeaderRecord.flagShortHold
+        r.ioTimeout = 10; r.writeID = 7; r.writeGeneration = 9; r.writeTimestamp = 12346;
+        r.flags |= LeaderRecord.flagShortHold
         let bytes = r.sector(size: 4096)
         let back = LeaderRecord(decoding: bytes)
         var expected = r
@@ -61,12 +63,17 @@ import Testing
     @Test func corruptInputGivesTypedErrorsWithOffset() {
         var s = Fixture.sector("delta-host1-acquired")
         s[57] ^= 0x20  // "LS1" -> "Ls1": inside space_name, covered by the checksum
-        #expect(throws: FormatError.lockspaceMismatch(offset: 512, found: LeaderRecord(decoding: s).spaceName, expected: "LS1")) {
+        #expect(
+            throws: FormatError.lockspaceMismatch(
+                offset: 512, found: LeaderRecord(decoding: s).spaceName, expected: "LS1")
+        ) {
             try LeaderRecord.verifyDelta(s, deviceOffset: 512, space: "LS1")
         }
         #expect {
             try LeaderRecord.verifyDelta(s, deviceOffset: 512)
-        } throws: { ($0 as? FormatError).map { if case .badChecksum(512, 0xC923_FC3A, _) = $0 { true } else { false } } ?? false }
+        } throws: {
+            ($0 as? FormatError).map { if case .badChecksum(512, 0xC923_FC3A, _) = $0 { true } else { false } } ?? false
+        }
 
         var m = Fixture.sector("delta-host1-acquired")
         m[0] = 0x11

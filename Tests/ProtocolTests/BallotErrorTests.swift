@@ -6,9 +6,12 @@ import LeaseRunner
 import Testing
 
 @Suite struct BallotErrorTests {
-    func acquire(_ f: ProtocolFixture, host: Int = 1, ctx: BallotContext, options: PaxosAcquire.Options = .init()) -> (PaxosAcquire.Output, IOTrace) {
-        var op = PaxosAcquire(resource: f.resource(), host: PaxosHost(hostID: host, generation: 1), context: ctx,
-                              options: options, seed: 7)
+    func acquire(
+        _ f: ProtocolFixture, host: Int = 1, ctx: BallotContext, options: PaxosAcquire.Options = .init()
+    ) -> (PaxosAcquire.Output, IOTrace) {
+        var op = PaxosAcquire(
+            resource: f.resource(), host: PaxosHost(hostID: host, generation: 1), context: ctx,
+            options: options, seed: 7)
         var trace = IOTrace()
         let out = f.runner.run(&op, trace: &trace)
         return (out, trace)
@@ -49,7 +52,11 @@ import Testing
     @Test func requiredLverIsEnforcedAndNoJoinWaitOrViewAgeExists() {
         let f = ProtocolFixture()
         let ctx = f.context(for: 1, hosts: [1], mode: .live)
-        guard case .failure(.lverMismatch(required: 5, current: 0)) = acquire(f, ctx: ctx, options: .init(requiredLver: 5)).0 else {
+        guard
+            case .failure(.lverMismatch(required: 5, current: 0)) = acquire(
+                f, ctx: ctx, options: .init(requiredLver: 5)
+            ).0
+        else {
             Issue.record("required lver not enforced"); return
         }
         // Agreement reads no clock: a context any age old ballots as soon as it is given.
@@ -69,11 +76,17 @@ import Testing
 
     @Test func sharedHoldersCoexistAndRefuseExclusive() throws {
         let f = ProtocolFixture()
-        let a = try acquire(f, host: 1, ctx: f.context(for: 1, hosts: [1, 2, 3], mode: .live), options: .init(shared: true)).0.get()
-        let b = try acquire(f, host: 2, ctx: f.context(for: 2, hosts: [1, 2, 3], mode: .live), options: .init(shared: true)).0.get()
+        let a = try acquire(
+            f, host: 1, ctx: f.context(for: 1, hosts: [1, 2, 3], mode: .live), options: .init(shared: true)
+        ).0.get()
+        let b = try acquire(
+            f, host: 2, ctx: f.context(for: 2, hosts: [1, 2, 3], mode: .live), options: .init(shared: true)
+        ).0.get()
         #expect(a.shared && b.shared)
         let (out, _) = acquire(f, host: 3, ctx: f.context(for: 3, hosts: [1, 2, 3], mode: .live))
-        guard case .failure(.sharedHolders(let h)) = out else { Issue.record("expected shared holders, got \(out)"); return }
+        guard case .failure(.sharedHolders(let h)) = out else {
+            Issue.record("expected shared holders, got \(out)"); return
+        }
         #expect(h == [1, 2])
     }
 }

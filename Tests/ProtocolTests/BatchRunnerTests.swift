@@ -12,8 +12,9 @@ import Testing
         let f = ProtocolFixture(resources: 40)
         let ctx = f.context(for: 1, hosts: [1, 2, 3, 4], mode: .live)
         var ops = (0..<40).map {
-            PaxosAcquire(resource: f.resource($0), host: PaxosHost(hostID: 1, generation: 1), context: ctx,
-                         seed: UInt64($0))
+            PaxosAcquire(
+                resource: f.resource($0), host: PaxosHost(hostID: 1, generation: 1), context: ctx,
+                seed: UInt64($0))
         }
         let before = f.device.counters
         let outputs = BatchRunner(f.runner).run(&ops)
@@ -33,8 +34,10 @@ import Testing
         for r in BatchRunner(f.runner).run(&releases) { _ = try r.get() }
         // The leases are free again: a second host takes one at the next version.
         let other = f.context(for: 2, hosts: [1, 2, 3, 4], mode: .live)
-        let again = f.runner.run(PaxosAcquire(resource: f.resource(7), host: PaxosHost(hostID: 2, generation: 1),
-                                              context: other, seed: 99))
+        let again = f.runner.run(
+            PaxosAcquire(
+                resource: f.resource(7), host: PaxosHost(hostID: 2, generation: 1),
+                context: other, seed: 99))
         #expect(try again.get().lver == 2)
     }
 
@@ -42,8 +45,9 @@ import Testing
         let f = ProtocolFixture(resources: 3)
         let ctx = f.context(for: 1, hosts: [1], mode: .live)
         var ops = (0..<3).map {
-            PaxosAcquire(resource: f.resource($0), host: PaxosHost(hostID: 1, generation: 1), context: ctx,
-                         seed: UInt64($0))
+            PaxosAcquire(
+                resource: f.resource($0), host: PaxosHost(hostID: 1, generation: 1), context: ctx,
+                seed: UInt64($0))
         }
         var faults = MemoryFaults()
         faults.eio = [IORange(offset: f.resource(1).layout.offset, length: 512)]  // one resource's leader

@@ -13,25 +13,34 @@ final class ProtocolFixture: @unchecked Sendable {
     let timeouts: Timeouts
     var clock: Nanos = Clock.seconds(1000)
 
-    init(geometry: Geometry = .g512_1M, resources: Int = 1, numHosts: Int? = nil, timeouts: Timeouts = Timeouts(ioTimeoutSeconds: 1, watchdogFireSeconds: 10)) {
+    init(
+        geometry: Geometry = .g512_1M, resources: Int = 1, numHosts: Int? = nil,
+        timeouts: Timeouts = Timeouts(ioTimeoutSeconds: 1, watchdogFireSeconds: 10)
+    ) {
         self.geometry = geometry
         self.timeouts = timeouts
         device = MemoryDevice(size: (1 + resources) * geometry.alignSize, alignment: geometry.sectorSize)
         lockspace = AreaLayout(offset: 0, geometry: geometry)
-        device.load(try! InitImage.lockspace(space: "LS", geometry: geometry, ioTimeout: UInt16(timeouts.ioTimeoutSeconds)).final, at: 0)
+        device.load(
+            try! InitImage.lockspace(space: "LS", geometry: geometry, ioTimeout: UInt16(timeouts.ioTimeoutSeconds))
+                .final, at: 0)
         for r in 0..<resources {
-            let image = try! InitImage.resource(space: "LS", resource: "r\(r)", geometry: geometry, numHosts: numHosts ?? geometry.maxHosts)
+            let image = try! InitImage.resource(
+                space: "LS", resource: "r\(r)", geometry: geometry, numHosts: numHosts ?? geometry.maxHosts)
             device.load(image.final, at: (1 + r) * geometry.alignSize)
         }
     }
 
     func resource(_ r: Int = 0) -> PaxosResource {
-        PaxosResource(space: "LS", name: "r\(r)", layout: AreaLayout(offset: UInt64((1 + r) * geometry.alignSize), geometry: geometry))
+        PaxosResource(
+            space: "LS", name: "r\(r)",
+            layout: AreaLayout(offset: UInt64((1 + r) * geometry.alignSize), geometry: geometry))
     }
 
     var runner: Runner {
-        Runner(device: device, ioTimeout: .seconds(1), now: { [unowned self] in self.clock },
-               sleep: { [unowned self] t in self.clock = max(self.clock, t) })
+        Runner(
+            device: device, ioTimeout: .seconds(1), now: { [unowned self] in self.clock },
+            sleep: { [unowned self] t in self.clock = max(self.clock, t) })
     }
 
     /// Writes live delta leases for `hosts` directly (as if they had joined), and returns a
@@ -40,7 +49,8 @@ final class ProtocolFixture: @unchecked Sendable {
         var view = LiveView(ourHostID: us, timeouts: timeouts)
         for round in 0..<2 {
             for h in hosts {
-                var r = LeaderRecord.delta(space: "LS", geometry: geometry, ioTimeout: UInt16(timeouts.ioTimeoutSeconds))
+                var r = LeaderRecord.delta(
+                    space: "LS", geometry: geometry, ioTimeout: UInt16(timeouts.ioTimeoutSeconds))
                 r.ownerID = UInt64(h)
                 r.ownerGeneration = 1
                 r.resourceName = "dl:host\(h)"
@@ -56,7 +66,9 @@ final class ProtocolFixture: @unchecked Sendable {
     /// The membership as the slots and the epoch on the device are now.
     func membership() -> Membership {
         let epoch = EpochStamp(sector: device.contents(at: Int(lockspace.epochOffset), length: geometry.sectorSize))
-        return Membership(epoch: epoch, slotBytes: device.contents(at: 0, length: lockspace.slotsLength), layout: lockspace, space: "LS")
+        return Membership(
+            epoch: epoch, slotBytes: device.contents(at: 0, length: lockspace.slotsLength), layout: lockspace,
+            space: "LS")
     }
 
     func context(for us: Int, hosts: [Int], mode: ReadMode) -> BallotContext {

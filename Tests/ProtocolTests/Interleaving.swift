@@ -19,19 +19,24 @@ final class InterleavedDisk {
         lockspace = AreaLayout(offset: 0, geometry: geometry)
         land(0, try! InitImage.lockspace(space: "LS", geometry: geometry, ioTimeout: 1).final)
         for r in 0..<resources {
-            land(UInt64((1 + r) * geometry.alignSize),
-                 try! InitImage.resource(space: "LS", resource: "r\(r)", geometry: geometry, numHosts: numHosts).final)
+            land(
+                UInt64((1 + r) * geometry.alignSize),
+                try! InitImage.resource(space: "LS", resource: "r\(r)", geometry: geometry, numHosts: numHosts).final)
         }
     }
 
     func resource(_ r: Int = 0) -> PaxosResource {
-        PaxosResource(space: "LS", name: "r\(r)", layout: AreaLayout(offset: UInt64((1 + r) * geometry.alignSize), geometry: geometry))
+        PaxosResource(
+            space: "LS", name: "r\(r)",
+            layout: AreaLayout(offset: UInt64((1 + r) * geometry.alignSize), geometry: geometry))
     }
 
     func read(_ r: IORange) -> [UInt8] { Array(bytes[Int(r.offset)..<Int(r.end)]) }
     func land(_ offset: UInt64, _ b: [UInt8]) { bytes.replaceSubrange(Int(offset)..<Int(offset) + b.count, with: b) }
 
-    var epoch: EpochStamp { EpochStamp(sector: read(IORange(offset: lockspace.epochOffset, length: geometry.sectorSize))) }
+    var epoch: EpochStamp {
+        EpochStamp(sector: read(IORange(offset: lockspace.epochOffset, length: geometry.sectorSize)))
+    }
 
     /// Writes host `h`'s delta lease as joined (present), outside any operation.
     func placeMember(_ h: Int, generation: UInt64 = 1, timestamp: UInt64 = 100) {
@@ -45,7 +50,9 @@ final class InterleavedDisk {
 
     /// The membership as the disk holds it now (epoch, then slots).
     func membership() -> Membership {
-        Membership(epoch: epoch, slotBytes: read(IORange(offset: 0, length: lockspace.slotsLength)), layout: lockspace, space: "LS")
+        Membership(
+            epoch: epoch, slotBytes: read(IORange(offset: 0, length: lockspace.slotsLength)), layout: lockspace,
+            space: "LS")
     }
 
     /// A view in which `hosts` are LIVE for `us`.

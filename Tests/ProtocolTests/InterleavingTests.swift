@@ -14,21 +14,31 @@ import Testing
     typealias Decision = (lver: UInt64, ownerID: UInt64)
 
     func join(_ disk: InterleavedDisk, _ h: Int, mutations: SafetyMutations = []) -> Driven {
-        Driven(.join(DeltaJoin(layout: disk.lockspace, space: "LS", hostID: h, hostName: "dl:h\(h)",
-                               timeouts: Timeouts(ioTimeoutSeconds: 1, watchdogFireSeconds: 4), nonce: UInt64(h) * 7919,
-                               mutations: mutations)), on: disk)
+        Driven(
+            .join(
+                DeltaJoin(
+                    layout: disk.lockspace, space: "LS", hostID: h, hostName: "dl:h\(h)",
+                    timeouts: Timeouts(ioTimeoutSeconds: 1, watchdogFireSeconds: 4), nonce: UInt64(h) * 7919,
+                    mutations: mutations)), on: disk)
     }
 
     func joined(_ j: Driven) -> Membership {
-        guard case .join(.success(let out))? = j.output else { preconditionFailure("join did not finish: \(String(describing: j.output))") }
+        guard case .join(.success(let out))? = j.output else {
+            preconditionFailure("join did not finish: \(String(describing: j.output))")
+        }
         return out.membership
     }
 
-    func acquire(_ disk: InterleavedDisk, _ h: Int, _ m: Membership, view: LiveView? = nil, mutations: SafetyMutations) -> Driven {
+    func acquire(
+        _ disk: InterleavedDisk, _ h: Int, _ m: Membership, view: LiveView? = nil, mutations: SafetyMutations
+    ) -> Driven {
         let v = view ?? disk.liveView(us: h, hosts: m.presentHosts)
         let ctx = BallotContext(lockspace: disk.lockspace, membership: m, view: v, mode: .live, mutations: mutations)
-        return Driven(.acquire(PaxosAcquire(resource: disk.resource(), host: PaxosHost(hostID: h, generation: 1), context: ctx,
-                                            seed: UInt64(h))), on: disk)
+        return Driven(
+            .acquire(
+                PaxosAcquire(
+                    resource: disk.resource(), host: PaxosHost(hostID: h, generation: 1), context: ctx,
+                    seed: UInt64(h))), on: disk)
     }
 
     /// Both hosts' decisions for lver 1 agree (or only one decided).
@@ -99,7 +109,9 @@ import Testing
         let (a, c) = rebuildSchedule([])
         #expect(agree(a, c))
         let (ma, mc) = rebuildSchedule(.buildInOneBatch)
-        #expect(!agree(ma, mc), "a one-batch rebuild must let two values through: A \(String(describing: ma.decided)) \(String(describing: ma.output)), C \(String(describing: mc.decided)) \(String(describing: mc.output))")
+        let why = "a one-batch rebuild must let two values through: A \(String(describing: ma.decided)) "
+            + "\(String(describing: ma.output)), C \(String(describing: mc.decided)) \(String(describing: mc.output))"
+        #expect(!agree(ma, mc), "\(why)")
     }
 
     // MARK: - Rule 4: the epoch only after the delta write
@@ -205,11 +217,16 @@ import Testing
         d.run(until: { $0.commitPending })
         d.fail()  // the commit write fails; nothing lands
         d.run()  // the retraction
-        var left = LeaderRecord(decoding: disk.read(IORange(offset: disk.lockspace.deltaOffset(hostID: 2), length: 512)))
+        var left = LeaderRecord(
+            decoding: disk.read(IORange(offset: disk.lockspace.deltaOffset(hostID: 2), length: 512)))
         left.timestamp = 0
         disk.land(disk.lockspace.deltaOffset(hostID: 2), left.sector(size: 512))
-        disk.land(disk.lockspace.epochOffset, epochSector(space: "LS", hostID: 2, generation: 1, kind: .leave, nonce: 99,
-                                                           layout: disk.lockspace).bytes)
+        disk.land(
+            disk.lockspace.epochOffset,
+            epochSector(
+                space: "LS", hostID: 2, generation: 1, kind: .leave, nonce: 99,
+                layout: disk.lockspace
+            ).bytes)
         let a = acquire(disk, 1, disk.membership(), mutations: mutations)
         a.run()
         return (d, a)
@@ -232,14 +249,21 @@ import Testing
         disk.placeMember(1)
         disk.placeMember(2)
         var options = PaxosAcquire.Options(shared: true)
-        let ctx = BallotContext(lockspace: disk.lockspace, membership: disk.membership(), view: disk.liveView(us: 1, hosts: [1, 2]),
-                                mode: .live, mutations: mutations)
-        let sh = Driven(.acquire(PaxosAcquire(resource: disk.resource(), host: PaxosHost(hostID: 1, generation: 1), context: ctx,
-                                              options: options, seed: 1)), on: disk)
+        let ctx = BallotContext(
+            lockspace: disk.lockspace, membership: disk.membership(), view: disk.liveView(us: 1, hosts: [1, 2]),
+            mode: .live, mutations: mutations)
+        let sh = Driven(
+            .acquire(
+                PaxosAcquire(
+                    resource: disk.resource(), host: PaxosHost(hostID: 1, generation: 1), context: ctx,
+                    options: options, seed: 1)), on: disk)
         sh.run()
         options = PaxosAcquire.Options(noWait: true, convertFromShared: true)
-        let conv = Driven(.acquire(PaxosAcquire(resource: disk.resource(), host: PaxosHost(hostID: 1, generation: 1), context: ctx,
-                                                options: options, seed: 2)), on: disk)
+        let conv = Driven(
+            .acquire(
+                PaxosAcquire(
+                    resource: disk.resource(), host: PaxosHost(hostID: 1, generation: 1), context: ctx,
+                    options: options, seed: 2)), on: disk)
         conv.run(until: { $0.commitPending })
         conv.fail()  // the convert's commit fails: retract
         conv.run()

@@ -6,9 +6,12 @@ import LeaseRunner
 import Testing
 
 @Suite struct LeaseLifecycleTests {
-    func acquire(_ f: ProtocolFixture, host: Int, ctx: BallotContext, options: PaxosAcquire.Options = .init()) -> (PaxosAcquire.Output, IOTrace) {
-        var op = PaxosAcquire(resource: f.resource(), host: PaxosHost(hostID: host, generation: 1), context: ctx,
-                              options: options, seed: 11)
+    func acquire(
+        _ f: ProtocolFixture, host: Int, ctx: BallotContext, options: PaxosAcquire.Options = .init()
+    ) -> (PaxosAcquire.Output, IOTrace) {
+        var op = PaxosAcquire(
+            resource: f.resource(), host: PaxosHost(hostID: host, generation: 1), context: ctx,
+            options: options, seed: 11)
         var trace = IOTrace()
         return (f.runner.run(&op, trace: &trace), trace)
     }
@@ -75,8 +78,10 @@ import Testing
         let sh = try acquire(f, host: 1, ctx: ctx, options: .init(shared: true)).0.get()
         #expect(sh.shared)
         // SH → EX while nobody else holds it shared.
-        let ex = try acquire(f, host: 1, ctx: f.context(for: 1, hosts: [1, 2], mode: .live),
-                             options: .init(convertFromShared: true)).0.get()
+        let ex = try acquire(
+            f, host: 1, ctx: f.context(for: 1, hosts: [1, 2], mode: .live),
+            options: .init(convertFromShared: true)
+        ).0.get()
         #expect(!ex.shared && ex.lver == sh.lver + 1)
         let mine = f.device.contents(at: Int(f.resource().layout.dblockOffset(hostID: 1)), length: 512)
         #expect(!ModeBlock(decoding: mine).isShared)
@@ -84,29 +89,44 @@ import Testing
         let back = try f.runner.run(PaxosRelease(grant: ex, toShared: true)).get()
         #expect(back?.shared == true)
         #expect(LeaderRecord(decoding: f.device.contents(at: 1 << 20, length: 512)).timestamp == 0)
-        #expect(ModeBlock(decoding: f.device.contents(at: Int(f.resource().layout.dblockOffset(hostID: 1)), length: 512)).isShared)
+        #expect(
+            ModeBlock(decoding: f.device.contents(at: Int(f.resource().layout.dblockOffset(hostID: 1)), length: 512))
+                .isShared)
         // A second shared holder blocks a conversion to exclusive.
-        _ = try acquire(f, host: 2, ctx: f.context(for: 2, hosts: [1, 2], mode: .live), options: .init(shared: true)).0.get()
-        let (out, _) = acquire(f, host: 1, ctx: f.context(for: 1, hosts: [1, 2], mode: .live), options: .init(convertFromShared: true))
-        guard case .failure(.sharedHolders([2])) = out else { Issue.record("expected shared holder 2, got \(out)"); return }
+        _ = try acquire(f, host: 2, ctx: f.context(for: 2, hosts: [1, 2], mode: .live), options: .init(shared: true)).0
+            .get()
+        let (out, _) = acquire(
+            f, host: 1, ctx: f.context(for: 1, hosts: [1, 2], mode: .live), options: .init(convertFromShared: true))
+        guard case .failure(.sharedHolders([2])) = out else {
+            Issue.record("expected shared holder 2, got \(out)"); return
+        }
     }
 
     @Test func requestRecordAsksTheOwnerForTheNextVersion() throws {
         let f = ProtocolFixture()
         #expect(try f.runner.run(PaxosRequest(resource: f.resource(), lver: 1, forceMode: 1)).get() == .free)
         let g = try acquire(f, host: 2, ctx: f.context(for: 2, hosts: [1, 2], mode: .live)).0.get()
-        #expect(try f.runner.run(PaxosRequest(resource: f.resource(), lver: g.lver + 1, forceMode: RequestRecord.forceKill)).get()
+        #expect(
+            try f.runner.run(PaxosRequest(resource: f.resource(), lver: g.lver + 1, forceMode: RequestRecord.forceKill))
+                .get()
                 == .requested(ownerID: 2))
         let req = RequestRecord(decoding: f.device.contents(at: (1 << 20) + 512, length: 512))
         #expect(req.lver == 2 && req.forceMode == 1)
-        guard case .failure(.lverMismatch) = f.runner.run(PaxosRequest(resource: f.resource(), lver: 1, forceMode: 1)) else {
+        guard case .failure(.lverMismatch) = f.runner.run(PaxosRequest(resource: f.resource(), lver: 1, forceMode: 1))
+        else {
             Issue.record("an old version must be refused"); return
         }
         // The requester's renewal carries the owner's bit in its bitmap.
         var bitmap = HostBitmap()
         bitmap.insert(hostID: 2)
-        let joined = try f.runner.run(DeltaJoin(layout: f.lockspace, space: "LS", hostID: 1, hostName: "dl:requester", timeouts: f.timeouts, nonce: 1)).get()
-        let renewed = try f.runner.run(DeltaRenew(layout: f.lockspace, space: "LS", hostID: 1, last: joined.record, timeouts: f.timeouts, bitmap: bitmap)).get()
+        let joined = try f.runner.run(
+            DeltaJoin(
+                layout: f.lockspace, space: "LS", hostID: 1, hostName: "dl:requester", timeouts: f.timeouts, nonce: 1)
+        ).get()
+        let renewed = try f.runner.run(
+            DeltaRenew(
+                layout: f.lockspace, space: "LS", hostID: 1, last: joined.record, timeouts: f.timeouts, bitmap: bitmap)
+        ).get()
         #expect(renewed.epoch == EpochStamp(sector: f.device.contents(at: Int(f.lockspace.epochOffset), length: 512)))
         #expect(renewed.record.timestamp >= joined.record.timestamp)
         #expect(HostBitmap(decoding: f.device.contents(at: 0, length: 512)).hostIDs == [2])
@@ -114,15 +134,21 @@ import Testing
 
     @Test func joinWaitsWhenTheSlotIsHeldByAnotherNameAndFailsIfItChanges() throws {
         let f = ProtocolFixture()
-        let a = try f.runner.run(DeltaJoin(layout: f.lockspace, space: "LS", hostID: 5, hostName: "dl:a", timeouts: f.timeouts, nonce: 1)).get()
+        let a = try f.runner.run(
+            DeltaJoin(layout: f.lockspace, space: "LS", hostID: 5, hostName: "dl:a", timeouts: f.timeouts, nonce: 1)
+        ).get()
         #expect(a.generation == 1)
         // Same name: fast rejoin, generation + 1, only the 2·io_timeout wait.
         let before = f.clock
-        let again = try f.runner.run(DeltaJoin(layout: f.lockspace, space: "LS", hostID: 5, hostName: "dl:a", timeouts: f.timeouts, nonce: 1)).get()
+        let again = try f.runner.run(
+            DeltaJoin(layout: f.lockspace, space: "LS", hostID: 5, hostName: "dl:a", timeouts: f.timeouts, nonce: 1)
+        ).get()
         #expect(again.generation == 2 && f.clock - before < Clock.seconds(f.timeouts.hostDeadSeconds))
         // Another name waits host_dead_seconds for the slot to stay unchanged, then takes it.
         let start = f.clock
-        let b = try f.runner.run(DeltaJoin(layout: f.lockspace, space: "LS", hostID: 5, hostName: "dl:b", timeouts: f.timeouts, nonce: 1)).get()
+        let b = try f.runner.run(
+            DeltaJoin(layout: f.lockspace, space: "LS", hostID: 5, hostName: "dl:b", timeouts: f.timeouts, nonce: 1)
+        ).get()
         #expect(b.generation == 3 && f.clock - start >= Clock.seconds(f.timeouts.hostDeadSeconds))
     }
 }

@@ -62,14 +62,16 @@ public enum Programs {
     /// The `disklease` executable from this build.
     public static var disklease: String {
         let p = buildDirectory.appendingPathComponent("disklease").path
-        precondition(FileManager.default.isExecutableFile(atPath: p), "disklease not built at \(p): run swift build first")
+        precondition(
+            FileManager.default.isExecutableFile(atPath: p), "disklease not built at \(p): run swift build first")
         return p
     }
 
     /// The `diskleased` executable from this build.
     public static var diskleased: String {
         let p = buildDirectory.appendingPathComponent("diskleased").path
-        precondition(FileManager.default.isExecutableFile(atPath: p), "diskleased not built at \(p): run swift build first")
+        precondition(
+            FileManager.default.isExecutableFile(atPath: p), "diskleased not built at \(p): run swift build first")
         return p
     }
 
@@ -91,8 +93,9 @@ public enum Programs {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                   stderr: String(decoding: e, as: UTF8.self))
+        return Run(
+            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 
     /// Resolves a program name on PATH (plus /usr/sbin and /sbin, where sanlock and losetup live).
@@ -115,7 +118,8 @@ public final class LoopDevice {
 
     public init(size: Int, sectorSize: Int) throws {
         backingFile = Scratch.file("loop-backing.img", size: size)
-        let r = Programs.run("losetup", ["--find", "--show", "--direct-io=on", "--sector-size", "\(sectorSize)", backingFile])
+        let r = Programs.run(
+            "losetup", ["--find", "--show", "--direct-io=on", "--sector-size", "\(sectorSize)", backingFile])
         guard r.status == 0 else { throw LoopError(message: r.description) }
         path = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -137,7 +141,8 @@ public enum FaultIO {
     public static let library: String = {
         let out = Scratch.packageRoot.appendingPathComponent(".build/faultio/faultio.so").path
         let src = Scratch.packageRoot.appendingPathComponent("Tools/faultio/faultio.c").path
-        try? FileManager.default.createDirectory(atPath: (out as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? FileManager.default.createDirectory(
+            atPath: (out as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let r = Programs.run("gcc", ["-O2", "-shared", "-fPIC", "-o", out, src, "-ldl", "-lpthread"])
         precondition(r.status == 0, "cannot build faultio: \(r)")
         return out

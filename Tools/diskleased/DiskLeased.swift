@@ -23,13 +23,15 @@ struct DiskLeased: AsyncParsableCommand {
     @Option(help: "io_timeout in seconds (default 10).") var ioTimeout: Int?
     @Option(help: "Watchdog fire timeout in seconds (default 60).") var watchdogFireTimeout: Int?
     @Option(help: "Ballot reads: live (default; full when a sanlock host is seen) or full.") var readMode: String?
-    @Option(help: "Host name in delta leases, stable across restarts (default: the node name and machine id).") var hostName: String?
+    @Option(help: "Host name in delta leases, stable across restarts (default: the node name and machine id).")
+    var hostName: String?
     @Option(help: "A uid allowed on the socket besides root (repeatable).") var allowUid: [UInt32] = []
     @Option(help: "A gid allowed on the socket besides root (repeatable).") var allowGid: [UInt32] = []
     @Option(help: "The socket's group, a name or gid (socket mode 0660; default the daemon's group).")
     var socketGroup: String?
     @Option(help: "Connections served at once; more are refused (default 256).") var maxConnections: Int?
-    @Option(help: "Program run per holder when a lockspace fails: HOOK <pid> <lockspace> <resource>.") var killHook: String?
+    @Option(help: "Program run per holder when a lockspace fails: HOOK <pid> <lockspace> <resource>.") var killHook:
+        String?
     @Option(help: "Seconds the kill hook gets before SIGTERM (default 5).") var killGrace: Int?
     @Option(help: "Seconds after SIGTERM before SIGKILL (default 5).") var termGrace: Int?
     @Option(help: "Watchdog device, or none (default /dev/watchdog).") var watchdogDevice: String?
@@ -37,7 +39,6 @@ struct DiskLeased: AsyncParsableCommand {
     @Option(help: "Serve Prometheus metrics on 127.0.0.1:PORT.") var metricsPort: Int?
     @Option(help: "Storage-loss drill: while this file exists every I/O fails.") var faultFile: String?
     @Flag(name: .customLong("guard"), help: .hidden) var guardProcess = false
-
 
     func resolved() throws -> DaemonConfig {
         var c = DaemonConfig()
@@ -73,7 +74,10 @@ struct DiskLeased: AsyncParsableCommand {
             throw ValidationError("io_timeout must be 1...255 and the watchdog timeout at least 1")
         }
         if c.killGraceSeconds + c.termGraceSeconds >= c.watchdogFireSeconds {
-            throw ValidationError("kill_grace + term_grace (\(c.killGraceSeconds + c.termGraceSeconds)s) must be below the watchdog timeout (\(c.watchdogFireSeconds)s): holders must be stopped before other hosts may take over")
+            throw ValidationError(
+                "kill_grace + term_grace (\(c.killGraceSeconds + c.termGraceSeconds)s) must be below the watchdog "
+                    + "timeout (\(c.watchdogFireSeconds)s): holders must be stopped before other hosts may take over"
+            )
         }
         return c
     }
@@ -99,7 +103,9 @@ struct DiskLeased: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: c.runDir, withIntermediateDirectories: true)
         var config = c
         if config.guardProgram == nil {
-            config.guardProgram = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            config.guardProgram =
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                ?? CommandLine.arguments[0]
         }
         let service = DaemonService(config: config, log: log)
         let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: log)
@@ -129,7 +135,9 @@ struct DaemonService: Service {
             daemon.watchdog.disarm()
             throw ExitCode(failure.code == .badRequest ? 64 : 74)
         }
-        log.info("diskleased started", metadata: ["run_dir": "\(config.runDir)", "pid": "\(getpid())", "host_name": "\(daemon.hostName)"])
+        log.info(
+            "diskleased started",
+            metadata: ["run_dir": "\(config.runDir)", "pid": "\(getpid())", "host_name": "\(daemon.hostName)"])
         try? await gracefulShutdown()
         log.info("stopping")
         server.stop()
@@ -150,5 +158,3 @@ struct DaemonService: Service {
         }
     }
 }
-
-
