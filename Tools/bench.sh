@@ -118,29 +118,34 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
         done
     done
     # The daemonless paths as processes, like for like: one acquire and one release each, on a
-    # fresh lockspace (io_timeout 1 so the one-time join wait is short).
+    # fresh lockspace at io_timeout 1.
     img="$(pwd)/$work/direct-$ss.img"
     mkimg "$img" $((asz * 3))
     "$bin" init lockspace "LS:0:$img:0" -Z "$ss" -A "$align" --io-timeout 1 >/dev/null
     "$bin" init resource "LS:r1:$img:$asz" -Z "$ss" -A "$align" >/dev/null
     "$bin" init resource "LS:r2:$img:$((asz * 2))" -Z "$ss" -A "$align" >/dev/null
     sanlock direct acquire_id -s "LS:1:$img:0" -o 1 >/dev/null
-    "$bin" direct join -s "LS:2:$img:0" --name dl:bench-direct >/dev/null
-    "$bin" direct acquire -s "LS:2:$img:0" -r "LS:r2:$img:$((asz * 2))" --wait >/dev/null   # join wait once
-    "$bin" direct release -s "LS:2:$img:0" -r "LS:r2:$img:$((asz * 2))" >/dev/null
-    sres="LS:r1:$img:$asz" dres="LS:r2:$img:$((asz * 2))"
+    # Ours in a lockspace of its own: a sanlock host in ours would force full reads.
+    dimg="$(pwd)/$work/direct-dl-$ss.img"
+    mkimg "$dimg" $((asz * 3))
+    "$bin" init lockspace "LS:0:$dimg:0" -Z "$ss" -A "$align" --io-timeout 1 >/dev/null
+    "$bin" init resource "LS:r2:$dimg:$((asz * 2))" -Z "$ss" -A "$align" >/dev/null
+    "$bin" direct join -s "LS:2:$dimg:0" --name dl:bench-direct >/dev/null
+    "$bin" direct acquire -s "LS:2:$dimg:0" -r "LS:r2:$dimg:$((asz * 2))" >/dev/null   # warm-up
+    "$bin" direct release -s "LS:2:$dimg:0" -r "LS:r2:$dimg:$((asz * 2))" >/dev/null
+    sres="LS:r1:$img:$asz" dres="LS:r2:$dimg:$((asz * 2))"
     read sm smin smax <<<"$(timed_acquires "$proc_runs" sanlock direct acquire -r "$sres" -i 1 -g 1 -- sanlock direct release -r "$sres" -i 1 -g 1)"
-    read dm dmin dmax <<<"$(timed_acquires "$proc_runs" "$bin" direct acquire -s "LS:2:$img:0" -r "$dres" -- "$bin" direct release -s "LS:2:$img:0" -r "$dres")"
+    read dm dmin dmax <<<"$(timed_acquires "$proc_runs" "$bin" direct acquire -s "LS:2:$dimg:0" -r "$dres" -- "$bin" direct release -s "LS:2:$dimg:0" -r "$dres")"
     strace -f -e trace=io_submit -o "$work/strace.txt" sanlock direct acquire -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
     strace -f -e trace=io_submit -o "$work/strace-r.txt" sanlock direct release -r "LS:r1:$img:$asz" -i 1 -g 1 >/dev/null
     read sread swrite ssub <<<"$(aio_bytes "$work/strace.txt")"
     read srr srw srn <<<"$(aio_bytes "$work/strace-r.txt")"
-    strace -f -e trace=io_submit -o "$work/strace-d.txt" "$bin" direct acquire -s "LS:2:$img:0" -r "$dres" >/dev/null
-    strace -f -e trace=io_submit -o "$work/strace-dr.txt" "$bin" direct release -s "LS:2:$img:0" -r "$dres" >/dev/null
+    strace -f -e trace=io_submit -o "$work/strace-d.txt" "$bin" direct acquire -s "LS:2:$dimg:0" -r "$dres" >/dev/null
+    strace -f -e trace=io_submit -o "$work/strace-dr.txt" "$bin" direct release -s "LS:2:$dimg:0" -r "$dres" >/dev/null
     read dread dwrite dsub <<<"$(aio_bytes "$work/strace-d.txt")"
     read drr drw drn <<<"$(aio_bytes "$work/strace-dr.txt")"
     echo "| sanlock direct acquire (process) | – | $sread | $swrite | $ssub | $(ms $sm) ($(ms $smin)–$(ms $smax)) | | $srr / $srw / $srn | $on_file |" >> "$out"
-    echo "| disklease direct acquire (process, full) | – | $dread | $dwrite | $dsub | $(ms $dm) ($(ms $dmin)–$(ms $dmax)) | | $drr / $drw / $drn | $on_file |" >> "$out"
+    echo "| disklease direct acquire (process, live) | – | $dread | $dwrite | $dsub | $(ms $dm) ($(ms $dmin)–$(ms $dmax)) | | $drr / $drw / $drn | $on_file |" >> "$out"
     echo "$ss sanlock $sread $sm" >> "$work/inproc.txt"
 
     # The same on a loop device with the area's sector size, opened for direct I/O.
@@ -193,9 +198,11 @@ for geo in "512 1M 1048576" "4096 8M 8388608"; do
         read sm3 smin3 smax3 <<<"$(timed_acquires "$slow_runs" "${slow[@]}" sanlock direct acquire -r "$pres" -i 1 -g 1 -- sanlock direct release -r "$pres" -i 1 -g 1)"
         echo "| sanlock direct acquire (process) | $((us / 1000)) ms | $ssub | $(ms $sm3) ($(ms $smin3)–$(ms $smax3)) | $on_file |" >> "$out"
         echo "$ss $us sanlock $sm3" >> "$work/slow.txt"
-        # Like for like with the row above: our daemonless process (lockspace read, full reads).
-        read dm3 dmin3 dmax3 <<<"$(timed_acquires "$slow_runs" "${slow[@]}" "$bin" direct acquire -s "LS:2:$img:0" -r "$dres" -- "$bin" direct release -s "LS:2:$img:0" -r "$dres")"
-        echo "| disklease direct acquire (process, full) | $((us / 1000)) ms | $dsub | $(ms $dm3) ($(ms $dmin3)–$(ms $dmax3)) | $on_file |" >> "$out"
+        # Like for like with the row above: our daemonless process (renewal, membership, live reads).
+        # Joined again first: a direct delta lease not renewed for 8·io_timeout has lapsed.
+        "$bin" direct join -s "LS:2:$dimg:0" --name dl:bench-direct >/dev/null
+        read dm3 dmin3 dmax3 <<<"$(timed_acquires "$slow_runs" "${slow[@]}" "$bin" direct acquire -s "LS:2:$dimg:0" -r "$dres" -- "$bin" direct release -s "LS:2:$dimg:0" -r "$dres")"
+        echo "| disklease direct acquire (process, live) | $((us / 1000)) ms | $dsub | $(ms $dm3) ($(ms $dmin3)–$(ms $dmax3)) | $on_file |" >> "$out"
     done
     echo >> "$out"
 done
@@ -410,7 +417,7 @@ done
 read jm jmin jmax <<<"$(median < "$work/jd.txt")"
 read sm2 smin2 smax2 <<<"$(median < "$work/js.txt")"
 sec() { awk "BEGIN {printf \"%.1f\", $1 / 1000000}"; }
-echo "| diskleased | 2 | $(sec $jm) ($(sec $jmin)–$(sec $jmax)) | join wait: viewMaxAge + ballotMax + 1 = 3·2 + 4·2 + 1 = 15 s from the delta-lease write (which itself waits 2·io_timeout), then a ballot | $on_file |" >> "$out"
+echo "| diskleased | 2 | $(sec $jm) ($(sec $jmin)–$(sec $jmax)) | delta lease (2·io_timeout), epoch write, one area read, then a ballot (no join wait) | $on_file |" >> "$out"
 echo "| sanlock daemon | 2 | $(sec $sm2) ($(sec $smin2)–$(sec $smax2)) | delta lease (2·io_timeout), then a ballot | $on_file |" >> "$out"
 if [[ $quick -eq 0 ]]; then
     # Default timeouts (io_timeout 10, watchdog 60), once per side, both at the same time:
@@ -419,37 +426,40 @@ if [[ $quick -eq 0 ]]; then
     jp=$!
     join_once s 10 default > "$work/js10.txt"
     wait "$jp"
-    echo "| diskleased | 10 | $(sec "$(cat "$work/jd10.txt")") | join wait 3·10 + 4·10 + 1 = 71 s from the delta-lease write, then a ballot | $on_file |" >> "$out"
+    echo "| diskleased | 10 | $(sec "$(cat "$work/jd10.txt")") | delta lease (2·io_timeout), epoch write, one area read, then a ballot | $on_file |" >> "$out"
     echo "| sanlock daemon | 10 | $(sec "$(cat "$work/js10.txt")") | delta lease (2·io_timeout), then a ballot | $on_file |" >> "$out"
 fi
 echo >> "$out"
-echo "The join wait is the price of live-only reads (DESIGN.md rule 5): at the default io_timeout 10 a new host waits 71 s before its first ballot, where sanlock waits 20 s. Renewals read the whole lockspace area (1 MiB, 8 MiB on 4K/8M) and write one sector every 2·io_timeout on both sides." >> "$out"
+echo "There is no join wait: agreement rests on the membership epoch (docs/AGREEMENT.md), so a host ballots as soon as its delta lease is verified, as sanlock does." >> "$out"
 echo >> "$out"
-# Renewal: what one renewal reads and writes, counted from each daemon's io_submit calls over
-# two renewal intervals at io_timeout 2 (join first; everything at offset 0 is our slot or
-# the whole lockspace area).
-renew_trace() {  # side run-dir trace image
-    local side=$1 rd=$2 tr=$3 img=$4 pid
+# Renewal with 4 live hosts: four daemons per side on one image (io_timeout 1), host 1 traced.
+# A renewal's bytes are the reads between two consecutive writes of host 1's slot (offset 0),
+# the join's window left out.
+start_side() {  # side host run-dir image [trace]
+    local side=$1 h=$2 rd=$3 img=$4 tr=${5:-} pre=()
     mkdir -p "$rd"
+    [[ -n $tr ]] && pre=(strace -f -e trace=io_submit -o "$tr")
     if [[ $side == s ]]; then
-        SANLOCK_RUN_DIR="$rd" SANLOCK_PRIVILEGED=0 strace -f -e trace=io_submit -o "$tr" sanlock daemon -D -w 0 -U root -G root -o 2 >/dev/null 2>&1 &
-        pid=$!
-        daemons+=("$pid")
+        SANLOCK_RUN_DIR="$rd" SANLOCK_PRIVILEGED=0 "${pre[@]}" sanlock daemon -D -w 0 -U root -G root -o 1 >/dev/null 2>&1 &
+        daemons+=("$!")
         for _ in $(seq 100); do SANLOCK_RUN_DIR="$rd" sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
-        SANLOCK_RUN_DIR="$rd" sanlock client add_lockspace -s "LS:1:$img:0" -o 2 >/dev/null
+        SANLOCK_RUN_DIR="$rd" sanlock client add_lockspace -s "LS:$h:$img:0" -o 1 >/dev/null &
     else
-        strace -f -e trace=io_submit -o "$tr" "$dbin" --config /dev/null --run-dir "$rd" --io-timeout 2 --watchdog-fire-timeout 60 --watchdog-device none >/dev/null 2>&1 &
-        pid=$!
-        daemons+=("$pid")
-        for _ in $(seq 100); do [[ -S "$rd/diskleased.sock" ]] && break; sleep 0.1; done
-        "$bin" client add-lockspace --run-dir "$rd" -s "LS:1:$img:0" >/dev/null
+        "${pre[@]}" "$dbin" --config /dev/null --run-dir "$rd" --io-timeout 1 --watchdog-fire-timeout 60 \
+            --watchdog-device none --host-name "bench$h" --lockspace "LS:$h:$img:0" >/dev/null 2>&1 &
+        daemons+=("$!")
     fi
-    sleep 9
-    kill -9 $(pgrep -P "$pid") "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+}
+renewal_windows() {  # trace -> "renewals bytes-read-per-renewal"
+    grep 'io_submit(' "$1" | awk '
+        { line = $0; r = 0
+          while (match(line, /IOCB_CMD_PREAD[^}]*aio_nbytes=[0-9]+/)) { s = substr(line, RSTART, RLENGTH); sub(/.*aio_nbytes=/, "", s); r += s; line = substr(line, RSTART + RLENGTH) }
+          acc += r
+          if ($0 ~ /IOCB_CMD_PWRITE[^}]*aio_nbytes=(512|4096), aio_offset=0}/) { w++; if (w >= 3) { total += acc; n++ } acc = 0 } }
+        END { if (n > 0) printf "%d %.0f", n, total / n; else print "0 0" }'
 }
 {
-echo "## Renewal: bytes per renewal interval per lockspace (daemons, io_timeout 2, 512/1M)"
+echo "## Renewal with 4 live hosts (daemons, io_timeout 1, 512/1M)"
 echo
 echo "| who | renewals seen | bytes read / renewal | bytes written / renewal | measured on |"
 echo "| --- | ---: | ---: | ---: | --- |"
@@ -457,18 +467,114 @@ echo "| --- | ---: | ---: | ---: | --- |"
 for side in d s; do
     img="$(pwd)/$work/renew-$side.img"
     mkimg "$img" 1048576
-    "$bin" init lockspace "LS:0:$img:0" --io-timeout 2 >/dev/null
-    renew_trace "$side" "$(pwd)/$work/renew-$side" "$(pwd)/$work/renew-$side.txt" "$img"
-    area=$(grep -c 'IOCB_CMD_PREAD[^}]*aio_nbytes=1048576, aio_offset=0}' "$work/renew-$side.txt" || true)
-    slotw=$(grep -c 'IOCB_CMD_PWRITE[^}]*aio_nbytes=512, aio_offset=0}' "$work/renew-$side.txt" || true)
-    read rb wb _ <<<"$(aio_bytes "$work/renew-$side.txt")"
-    # Every write to our slot after the join's first is a renewal.
-    n=$(( slotw - 1 ))
-    (( n >= 1 )) || { echo "bench: no renewal seen for $side" >&2; exit 1; }
+    "$bin" init lockspace "LS:0:$img:0" --io-timeout 1 >/dev/null
+    first=${#daemons[@]}
+    start_side "$side" 1 "$(pwd)/$work/renew-$side-1" "$img" "$(pwd)/$work/renew-$side.txt"
+    for h in 2 3 4; do start_side "$side" "$h" "$(pwd)/$work/renew-$side-$h" "$img"; done
+    sleep $(( quick ? 16 : 30 ))
+    for p in "${daemons[@]:$first}"; do kill -9 $(pgrep -P "$p") "$p" 2>/dev/null || true; done
+    read n per <<<"$(renewal_windows "$work/renew-$side.txt")"
+    (( n >= 2 )) || { echo "bench: too few renewals seen for $side" >&2; exit 1; }
     who=$([[ $side == d ]] && echo diskleased || echo "sanlock daemon")
-    echo "| $who | $n | $(( area * 1048576 / n )) (whole area, $area reads) | 512 | $on_file |" >> "$out"
+    echo "| $who | $n | $per | 512 | $on_file |" >> "$out"
+    echo "$side $per" >> "$work/renew.txt"
 done
 echo >> "$out"
+echo "diskleased reads its own slot and the epoch sector each renewal, the slots of owners it watches, and every present slot on every third renewal (host status, release requests); sanlock reads the whole lockspace area (1 MiB) every renewal." >> "$out"
+echo >> "$out"
+
+# Rejoin after a crash: a daemon holding a lease is killed (SIGKILL) or stopped (SIGTERM),
+# then started again with the same host name; timed from the new start to a lease acquired.
+wait_joined() {  # run-dir
+    for _ in $(seq 1200); do
+        "$bin" client status --run-dir "$1" 2>/dev/null | grep -q " joined " && return 0
+        sleep 0.05
+    done
+    echo "bench: $1 did not join" >&2; return 1
+}
+rejoin_once() {  # signal tag -> microseconds
+    local sig=$1 tag=$2 img rd pid holder t0 t1
+    img="$(pwd)/$work/rejoin-$tag.img"
+    rd="$(pwd)/$work/rejoin-$tag"
+    mkimg "$img" $((2 * 1048576))
+    "$bin" init lockspace "LS:0:$img:0" --io-timeout 1 >/dev/null
+    "$bin" init resource "LS:r1:$img:1048576" >/dev/null
+    mkdir -p "$rd"
+    local args=(--config /dev/null --run-dir "$rd" --io-timeout 1 --watchdog-fire-timeout 4 --kill-grace 1
+                --term-grace 1 --watchdog-device none --host-name rejoin --lockspace "LS:1:$img:0")
+    "$dbin" "${args[@]}" >"$rd.log" 2>&1 &
+    pid=$!
+    wait_joined "$rd"
+    "$bin" client command --run-dir "$rd" -r "LS:r1:$img:1048576" -- sleep 600 >/dev/null 2>&1 &
+    holder=$!
+    for _ in $(seq 100); do "$bin" client status --run-dir "$rd" 2>/dev/null | grep -q "lease LS:r1" && break; sleep 0.1; done
+    kill "-$sig" "$pid"; wait "$pid" 2>/dev/null || true
+    # After SIGKILL the holder is left running: the new incarnation must stop it first.
+    t0=$(date +%s%N)
+    "$dbin" "${args[@]}" >>"$rd.log" 2>&1 &
+    pid=$!
+    wait_joined "$rd"
+    local got=0
+    for _ in $(seq 1200); do
+        "$bin" client acquire --run-dir "$rd" -r "LS:r1:$img:1048576" >/dev/null 2>&1 && { got=1; break; }
+        sleep 0.05
+    done
+    t1=$(date +%s%N)
+    (( got )) || { echo "bench: rejoin after SIG$sig never acquired; see $rd.log" >&2; return 1; }
+    kill -9 "$holder" "$pid" 2>/dev/null || true; wait "$holder" "$pid" 2>/dev/null || true
+    echo $(( (t1 - t0) / 1000 ))
+}
+: > "$work/rk.txt"; : > "$work/rt.txt"
+for i in $(seq $(( quick ? 1 : 3 ))); do
+    rejoin_once KILL "k$i" >> "$work/rk.txt"
+    rejoin_once TERM "t$i" >> "$work/rt.txt"
+done
+read km kmin kmax <<<"$(median < "$work/rk.txt")"
+read tm2 tmin2 tmax2 <<<"$(median < "$work/rt.txt")"
+{
+echo "## Restart to first lease (diskleased, io_timeout 1, same host name)"
+echo
+echo "| previous incarnation ended by | seconds (median, min–max) | measured on |"
+echo "| --- | --- | --- |"
+echo "| SIGKILL (leftover holder stopped first, then the same-name fast path) | $(sec $km) ($(sec $kmin)–$(sec $kmax)) | $on_file |"
+echo "| SIGTERM (clean leave) | $(sec $tm2) ($(sec $tmin2)–$(sec $tmax2)) | $on_file |"
+echo
+echo "Restart after SIGKILL / after SIGTERM = $(awk "BEGIN {printf \"%.2f\", $km / $tm2}"); difference $(awk "BEGIN {printf \"%.1f\", ($km - $tm2) / 1000000}") s."
+echo
+} >> "$out"
+
+# A flood of connections from a uid the daemon refuses: its thread count before and during.
+fdir=$(mktemp -d /tmp/disklease-bench-flood.XXXXXX)
+chmod 0777 "$fdir"
+fimg="$(pwd)/$work/flood.img"
+mkimg "$fimg" 1048576
+"$bin" init lockspace "LS:0:$fimg:0" --io-timeout 1 >/dev/null
+"$dbin" --config /dev/null --run-dir "$fdir/run" --io-timeout 1 --watchdog-fire-timeout 60 --watchdog-device none \
+    --socket-group 65534 --lockspace "LS:1:$fimg:0" >/dev/null 2>&1 &
+fpid=$!
+daemons+=("$fpid")
+for _ in $(seq 100); do [[ -S "$fdir/run/diskleased.sock" ]] && break; sleep 0.1; done
+chmod 0755 "$fdir/run"
+cp "$bin" "$fdir/disklease"; chmod 0755 "$fdir/disklease"
+sleep 3
+threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
+before=$(threads "$fpid")
+setpriv --reuid=65534 --regid=65534 --clear-groups "$fdir/disklease" client flood --connections 1000 --hold 3 \
+    --ready-file "$fdir/ready" --run-dir "$fdir/run" > "$work/flood.txt" &
+flood=$!
+for _ in $(seq 600); do [[ -e "$fdir/ready" ]] && break; sleep 0.1; done
+during=$(threads "$fpid")
+wait "$flood" || true
+kill -9 "$fpid" 2>/dev/null || true
+rm -rf "$fdir"
+{
+echo "## 1000 connections from a refused uid (diskleased)"
+echo
+echo "| threads before | threads while 1000 refused connections are open | replies | measured on |"
+echo "| ---: | ---: | --- | --- |"
+echo "| $before | $during | $(sed 's/connections 1000: //' "$work/flood.txt") | $on_file |"
+echo
+} >> "$out"
 
 # Plots (SVG, drawn by `disklease bench plot`).
 for ss in 512 4096; do

@@ -35,7 +35,7 @@ done
 A="--run-dir $dir/host-a"; B="--run-dir $dir/host-b"; C="--run-dir $dir/host-c"
 sleep 0.5
 dl client add-lockspace -s "demo:1:$img:0" $A
-say "joining: delta lease (2·io_timeout), then the join wait before the first ballot"
+say "joining: delta lease (2·io_timeout), the membership epoch, then ballots at once"
 for h in a b c; do dl client add-lockspace -s "demo:$(( $(printf '%d' "'$h") - 96 )):$img:0" --wait --run-dir "$dir/host-$h"; done
 dl client host-status demo $B
 

@@ -34,16 +34,23 @@ swift build --package-path Benchmarks 2>&1 | tail -1
 echo "== side-by-side benchmark runner (quick; exact byte counts checked, timings not)"
 quick=.build/bench/quick.md
 BENCH_OUT=$quick BENCH_PLOTS=.build/bench/plots bash Tools/bench.sh --quick >/dev/null
-# 3 round trips that read leader + request + own dblock + live hosts' dblocks: 3·(N+2) sectors.
-grep -q '| DiskLease in process, live | 4 | 9216 |' "$quick" || { echo "512/1M live bytes differ from 3·6·512"; exit 1; }
-grep -q '| DiskLease in process, full | 4 | 3145728 |' "$quick" || { echo "512/1M full bytes differ from 3·1 MiB"; exit 1; }
-grep -q '| DiskLease in process, live | 4 | 73728 |' "$quick" || { echo "4K/8M live bytes differ from 3·6·4096"; exit 1; }
-grep -q '| DiskLease in process, full | 4 | 25165824 |' "$quick" || { echo "4K/8M full bytes differ from 3·8 MiB"; exit 1; }
+# 3 round trips that read leader + request + own dblock + live hosts' dblocks + the epoch
+# sector: 3·(N+2+1) sectors; full reads: 3·(area + epoch sector).
+grep -q '| DiskLease in process, live | 4 | 10752 |' "$quick" || { echo "512/1M live bytes differ from 3·7·512"; exit 1; }
+grep -q '| DiskLease in process, full | 4 | 3147264 |' "$quick" || { echo "512/1M full bytes differ from 3·(1 MiB+512)"; exit 1; }
+grep -q '| DiskLease in process, live | 4 | 86016 |' "$quick" || { echo "4K/8M live bytes differ from 3·7·4096"; exit 1; }
+grep -q '| DiskLease in process, full | 4 | 25178112 |' "$quick" || { echo "4K/8M full bytes differ from 3·(8 MiB+4096)"; exit 1; }
 grep -q '| sanlock direct acquire (process) |' "$quick" || { echo "no sanlock row"; exit 1; }
+grep -q '| disklease direct acquire (process, live) |' "$quick" || { echo "no disklease direct row"; exit 1; }
 # Failover storm of 100 leases, batched: each lease reads 4 sectors (leader, request, ours,
-# the old owner's) in each of 3 round trips and 1 in its release; 6 + 3 shared submits.
-grep -Eq '^\| DiskLease, ballots batched \(live reads\) \| [^|]+ \| 665600 \| 9 \|' "$quick" \
-    || { echo "failover storm bytes or submits differ from 100·13·512 in 9 submits"; exit 1; }
+# the old owner's) in each of 3 round trips and 1 in its release, plus one epoch sector per
+# shared phase read: 100·13·512 + 3·512 bytes in 6 + 3 shared submits.
+grep -Eq '^\| DiskLease, ballots batched \(live reads\) \| [^|]+ \| 667136 \| 9 \|' "$quick" \
+    || { echo "failover storm bytes or submits differ from 100·13·512 + 3·512 in 9 submits"; exit 1; }
+# Renewal with 4 live hosts: at most 2 KiB read per renewal (sanlock: the whole 1 MiB area).
+renew=$(awk -F'|' '$2 ~ /^ diskleased $/ && $4 ~ /^ [0-9]+ $/ {print $4 + 0}' "$quick" | head -1)
+[[ -n "$renew" ]] && (( renew <= 2048 )) || { echo "renewal reads ${renew:-?} bytes, above 2 KiB"; exit 1; }
+grep -q 'permission=1000' "$quick" || { echo "the connection flood was not refused 1000 times"; exit 1; }
 grep -q '| sanlock daemon, parallel clients of 8 leases |' "$quick" || { echo "no sanlock storm row"; exit 1; }
 grep -q '| diskleased, parallel clients of 8 leases (live reads) |' "$quick" || { echo "no diskleased storm row"; exit 1; }
 for plot in bytes-per-acquire acquire-latency slow-storage; do

@@ -24,7 +24,7 @@ public struct DiskLeaseCommand: ParsableCommand {
             """,
         subcommands: [
             InitCommand.self, DumpCommand.self, ReadLeaderCommand.self, DirectCommand.self, SimulateCommand.self,
-            ClientCommand.self, BenchCommand.self,
+            ClientCommand.self, BenchCommand.self, HostCommand.self,
         ]
     )
 
