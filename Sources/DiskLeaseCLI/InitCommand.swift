@@ -66,6 +66,12 @@ func writeInitImage(
             throw CLIFailure(
                 "\(path): offset \(offset) already holds a valid \(what); use --force to overwrite", .exists)
         }
+        if let (at, what) = try overlappingArea(access, writing: offset, length: g.alignSize, sectorSize: g.sectorSize)
+        {
+            throw CLIFailure(
+                "\(path): offset \(offset): a \(g) area there would overwrite the valid \(what) at offset \(at); "
+                    + "use --force to overwrite", .exists)
+        }
     }
     do {
         try access.device.write(offset: offset, bytes: image.area, timeout: CLITimeouts.initWrite)
@@ -74,6 +80,34 @@ func writeInitImage(
         throw CLIFailure(error)
     }
     return g
+}
+
+/// The first valid area, other than one starting at `offset`, that [offset, offset + length)
+/// would overlap: a resource leader, or a lockspace's first slot (a delta record at a multiple
+/// of its own align size), anywhere from one largest area (8 MiB) before `offset` to its end.
+func overlappingArea(
+    _ access: AreaAccess, writing offset: UInt64, length: Int, sectorSize ss: Int
+)
+    throws(CLIFailure) -> (UInt64, String)?
+{
+    let largest = UInt64(8 << 20)
+    let low = offset > largest - UInt64(ss) ? offset - (largest - UInt64(ss)) : 0
+    let high = offset + UInt64(length)  // checkFits has shown this is inside the device
+    let bytes = try access.read(low, Int(high - low))
+    for i in stride(from: 0, to: bytes.count, by: ss) {
+        let at = low + UInt64(i)
+        guard at != offset else { continue }
+        let magic =
+            UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
+        guard magic == LeaderRecord.deltaMagic || magic == LeaderRecord.paxosMagic else { continue }
+        let sector = Array(bytes[i..<(i + ss)])
+        guard let what = validAreaKind(sector, offset: at) else { continue }
+        let head = LeaderRecord(decoding: sector)
+        guard let g = try? head.geometry(deviceOffset: at) else { continue }
+        let areaStart = magic == LeaderRecord.paxosMagic || at % UInt64(g.alignSize) == 0
+        if areaStart && at < high && at + UInt64(g.alignSize) > offset { return (at, what) }
+    }
+    return nil
 }
 
 /// "lockspace 'x'" / "resource 'x:y'" when sector 0 is a valid record, else nil.

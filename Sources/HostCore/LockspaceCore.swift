@@ -8,10 +8,24 @@ struct LockspaceCore: Sendable {
         /// Waiting for the previous incarnation's holders to be confirmed gone.
         case clearingLeftovers = "clearing"
         case joining, joined, failed, leaving, left
+
+        /// The transitions the core may make: joined only from a join, left only from a leave,
+        /// and nothing after left (a lockspace left is removed, a new add starts afresh).
+        func mayBecome(_ next: State) -> Bool {
+            switch (self, next) {
+            case (.left, _): return next == .left
+            case (_, .joined): return self == .joining || self == .joined
+            case (_, .left): return self == .leaving || self == .left
+            case (_, .clearingLeftovers): return self == .clearingLeftovers
+            default: return true
+            }
+        }
     }
 
     let setup: LockspaceSetup
-    var state = State.clearingLeftovers
+    var state = State.clearingLeftovers {
+        didSet { precondition(oldValue.mayBecome(state), "lockspace \(setup.name): \(oldValue) → \(state)") }
+    }
     var detail = "starting"
     var record: LeaderRecord? = nil
     /// The start of our last successful renewal (or join write), on both clocks.
@@ -349,7 +363,7 @@ extension HostCore {
                 name,
                 why:
                     "no renewal for \((now.boot - last.boot) / Clock.nanosPerSecond)s (limit "
-                        + "\(ls.timeouts.renewalFailSeconds)s)"
+                    + "\(ls.timeouts.renewalFailSeconds)s)"
             )
         }
     }

@@ -31,6 +31,21 @@ extension Daemon {
         }
     }
 
+    /// Root may name any device; other uids only what `allow-path` lists (the path itself or
+    /// anything under a listed directory, after resolving symlinks and `..`), so an allowed uid
+    /// cannot make the root daemon open, say, /etc/shadow read-write.
+    func checkPath(_ path: String, for c: ClientIdentity) throws(WireError) {
+        guard c.uid != 0 else { return }
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
+        let allowed = config.allowPaths.contains { prefix in
+            let p = URL(fileURLWithPath: prefix).resolvingSymlinksInPath().standardizedFileURL.path
+            return resolved == p || resolved.hasPrefix(p.hasSuffix("/") ? p : p + "/")
+        }
+        guard allowed else {
+            throw WireError(.permission, "uid \(c.uid) may not use \(path): not under an allow-path of this daemon")
+        }
+    }
+
     func dispatch(_ q: Request, from c: ClientIdentity) throws(WireError) -> Response {
         guard q.v == Wire.version else {
             throw WireError(
@@ -45,6 +60,7 @@ extension Daemon {
                 name: try need(q.lockspace, "lockspace"), hostID: try need(q.hostId, "host_id"),
                 path: try need(q.path, "path"), offset: q.offset ?? 0)
             guard spec.hostID >= 1 else { throw WireError(.badRequest, "host_id must be 1 or more") }
+            try checkPath(spec.path, for: c)
             try expect(addLockspace(spec, wait: q.wait ?? false))
             ok.lockspaces = query { core, now in
                 core.lockspaceStatus(now: now).filter { $0.name == spec.name }.map(\.wire)

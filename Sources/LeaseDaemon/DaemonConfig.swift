@@ -19,11 +19,16 @@ public struct DaemonConfig: Sendable {
     /// Besides root, who may use the socket.
     public var allowUIDs: [UInt32] = []
     public var allowGIDs: [UInt32] = []
+    /// Devices and directories non-root clients may name as lockspace paths (`allow-path`,
+    /// repeatable); root may name any.
+    public var allowPaths: [String] = []
     /// The socket's group (`socket-group`, a name or a gid): the socket is 0660, so only root
     /// and this group can connect at all. nil keeps the daemon's own group.
     public var socketGID: UInt32? = nil
     /// Connections served at once; more are refused with `busy` (`max-connections`).
     public var maxConnections = 256
+    /// Connections one non-root uid may hold at once (`max-connections-per-uid`).
+    public var maxConnectionsPerUID = 64
     /// Run when a lockspace fails, once per lease holder: `hook <pid> <lockspace> <resource>`.
     public var killHook: String? = nil
     /// How long the kill hook may take before SIGTERM, and SIGTERM before SIGKILL.
@@ -47,10 +52,12 @@ public struct DaemonConfig: Sendable {
     /// Applies a config file: `key = value` lines, `#` comments, keys as the flags without
     /// dashes (`io-timeout = 2`, `lockspace = LS:1:/dev/sdb:0`, `allow-uid = 107`).
     public mutating func apply(file path: String) throws(ConfigError) {
-        guard let data = FileHandle(forReadingAtPath: path)?.readDataToEndOfFile(),
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+            let data = FileHandle(forReadingAtPath: path)?.readDataToEndOfFile(),
             let text = String(data: data, encoding: .utf8)
         else {
-            throw ConfigError(file: path, line: 0, message: "cannot read the config file")
+            throw ConfigError(file: path, line: 0, message: "cannot read the config file (not a readable UTF-8 file)")
         }
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line =
@@ -79,30 +86,45 @@ public struct DaemonConfig: Sendable {
             }
             return v
         }
+        func int(_ range: ClosedRange<Int>) throws(Bad) -> Int {
+            let v = try int()
+            guard range.contains(v) else {
+                throw Bad(message: "\(key): \(value) is outside \(range.lowerBound)...\(range.upperBound)")
+            }
+            return v
+        }
+        func id() throws(Bad) -> UInt32 {
+            guard let v = UInt32(value), v != UInt32.max else {
+                throw Bad(message: "\(key): \(value) is not a uid or gid")
+            }
+            return v
+        }
         switch key {
         case "run-dir": runDir = value
         case "lockspace": lockspaces.append(value)
-        case "io-timeout": ioTimeout = try int()
-        case "watchdog-fire-timeout": watchdogFireSeconds = try int()
+        case "io-timeout": ioTimeout = try int(1...255)
+        case "watchdog-fire-timeout": watchdogFireSeconds = try int(1...3600)
         case "read-mode":
             guard value == "live" || value == "full" else { throw Bad(message: "read-mode is live or full") }
             readMode = value
         case "host-name": hostName = value
-        case "allow-uid": allowUIDs.append(UInt32(try int()))
-        case "allow-gid": allowGIDs.append(UInt32(try int()))
+        case "allow-uid": allowUIDs.append(try id())
+        case "allow-gid": allowGIDs.append(try id())
+        case "allow-path":
+            guard value.hasPrefix("/") else { throw Bad(message: "allow-path must be absolute: \(value)") }
+            allowPaths.append(value)
         case "socket-group": socketGID = try Self.group(value)
         case "max-connections":
-            let v = try int()
-            guard (1...65_536).contains(v) else { throw Bad(message: "max-connections must be 1...65536") }
-            maxConnections = v
+            maxConnections = try int(1...65_536)
+        case "max-connections-per-uid": maxConnectionsPerUID = try int(1...65_536)
         case "kill-hook": killHook = value
-        case "kill-grace": killGraceSeconds = try int()
-        case "term-grace": termGraceSeconds = try int()
+        case "kill-grace": killGraceSeconds = try int(0...3600)
+        case "term-grace": termGraceSeconds = try int(0...3600)
         case "watchdog-device": watchdogDevice = value
         case "orphans":
             guard let p = OrphanPolicy(rawValue: value) else { throw Bad(message: "orphans is release or adopt") }
             orphans = p
-        case "metrics-port": metricsPort = try int()
+        case "metrics-port": metricsPort = try int(1...65535)
         case "fault-file": faultFile = value
         default: throw Bad(message: "unknown key \(key)")
         }

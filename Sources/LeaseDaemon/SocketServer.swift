@@ -25,6 +25,7 @@ public final class SocketServer: @unchecked Sendable {
     private let lock = NSLock()
     private var nextClient: UInt64 = 1
     private var active = 0
+    private var activeByUID: [UInt32: Int] = [:]
     private var refused: [String: Int] = [:]
     private let refuser = Refuser()
 
@@ -112,13 +113,25 @@ public final class SocketServer: @unchecked Sendable {
             let max = daemon.config.maxConnections
             return refuser.refuse(fd, WireError(.busy, "too many connections (max-connections = \(max))"))
         }
+        guard p.uid == 0 || activeByUID[p.uid, default: 0] < daemon.config.maxConnectionsPerUID else {
+            lock.unlock()
+            noteRefusal("too many connections from one uid", p)
+            let max = daemon.config.maxConnectionsPerUID
+            return refuser.refuse(
+                fd, WireError(.busy, "too many connections from uid \(p.uid) (max-connections-per-uid = \(max))"))
+        }
         active += 1
+        activeByUID[p.uid, default: 0] += 1
         let id = nextClient
         nextClient += 1
         lock.unlock()
         let t = Thread { [self] in
             serve(fd, id: id, peer: p)
-            lock.withLock { active -= 1 }
+            lock.withLock {
+                active -= 1
+                activeByUID[p.uid, default: 1] -= 1
+                if activeByUID[p.uid] == 0 { activeByUID[p.uid] = nil }
+            }
         }
         t.stackSize = 512 << 10
         t.start()
@@ -259,7 +272,7 @@ public final class MetricsServer: @unchecked Sendable {
                 let body = Array(render().utf8)
                 let head =
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: "
-                        + "\(body.count)\r\nConnection: close\r\n\r\n"
+                    + "\(body.count)\r\nConnection: close\r\n\r\n"
                 let out = Array(head.utf8) + body
                 _ = out.withUnsafeBytes { Glibc.send(c, $0.baseAddress!, out.count, Int32(MSG_NOSIGNAL)) }
                 close(c)

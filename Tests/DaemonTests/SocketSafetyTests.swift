@@ -101,7 +101,10 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: dir) }
         let a = try DaemonProcess(
             hostID: 1, lease: path, dir: dir,
-            extra: ["--socket-group", "65534", "--max-connections", "20"])
+            extra: [
+                "--socket-group", "65534", "--max-connections", "20", "--allow-uid", "65533",
+                "--max-connections-per-uid", "5",
+            ])
         try a.waitJoined()
         chmod(a.runDir, 0o755)
         let client = try Self.reachableClient(dir)
@@ -131,6 +134,14 @@ import Glibc
                 "--run-dir", a.runDir,
             ])
         #expect(rootFlood.stdout.contains("busy=10") && rootFlood.stdout.contains("ok=20"), "\(rootFlood)")
+        // An allowed non-root uid gets at most max-connections-per-uid of them.
+        let perUID = Programs.run(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=65533", "--regid=65534", "--clear-groups", client, "client", "flood", "--connections", "8",
+                "--hold", "0", "--run-dir", a.runDir,
+            ])
+        #expect(perUID.stdout.contains("busy=3") && perUID.stdout.contains("ok=5"), "\(perUID)")
         #expect(a.client(["status"]).status == 0)
         #expect(a.log.contains("refused connection: too many connections"))
     }

@@ -27,9 +27,12 @@ struct DiskLeased: AsyncParsableCommand {
     var hostName: String?
     @Option(help: "A uid allowed on the socket besides root (repeatable).") var allowUid: [UInt32] = []
     @Option(help: "A gid allowed on the socket besides root (repeatable).") var allowGid: [UInt32] = []
+    @Option(help: "A device or directory non-root clients may use as a lockspace path (repeatable).")
+    var allowPath: [String] = []
     @Option(help: "The socket's group, a name or gid (socket mode 0660; default the daemon's group).")
     var socketGroup: String?
     @Option(help: "Connections served at once; more are refused (default 256).") var maxConnections: Int?
+    @Option(help: "Connections one non-root uid may hold at once (default 64).") var maxConnectionsPerUid: Int?
     @Option(help: "Program run per holder when a lockspace fails: HOOK <pid> <lockspace> <resource>.") var killHook:
         String?
     @Option(help: "Seconds the kill hook gets before SIGTERM (default 5).") var killGrace: Int?
@@ -49,8 +52,8 @@ struct DiskLeased: AsyncParsableCommand {
         }
         if let v = runDir { c.runDir = v }
         c.lockspaces += lockspace
-        if let v = ioTimeout { c.ioTimeout = v }
-        if let v = watchdogFireTimeout { c.watchdogFireSeconds = v }
+        if let v = ioTimeout { try c.set(option: "io-timeout", String(v)) }
+        if let v = watchdogFireTimeout { try c.set(option: "watchdog-fire-timeout", String(v)) }
         if let v = readMode {
             guard v == "live" || v == "full" else { throw ValidationError("--read-mode is live or full") }
             c.readMode = v
@@ -58,17 +61,19 @@ struct DiskLeased: AsyncParsableCommand {
         if let v = hostName { c.hostName = v }
         c.allowUIDs += allowUid
         c.allowGIDs += allowGid
+        for v in allowPath { try c.set(option: "allow-path", v) }
         if let v = socketGroup { try c.set(option: "socket-group", v) }
         if let v = maxConnections { try c.set(option: "max-connections", String(v)) }
+        if let v = maxConnectionsPerUid { try c.set(option: "max-connections-per-uid", String(v)) }
         if let v = killHook { c.killHook = v }
-        if let v = killGrace { c.killGraceSeconds = v }
-        if let v = termGrace { c.termGraceSeconds = v }
+        if let v = killGrace { try c.set(option: "kill-grace", String(v)) }
+        if let v = termGrace { try c.set(option: "term-grace", String(v)) }
         if let v = watchdogDevice { c.watchdogDevice = v }
         if let v = orphans {
             guard let p = OrphanPolicy(rawValue: v) else { throw ValidationError("--orphans is release or adopt") }
             c.orphans = p
         }
-        if let v = metricsPort { c.metricsPort = v }
+        if let v = metricsPort { try c.set(option: "metrics-port", String(v)) }
         if let v = faultFile { c.faultFile = v }
         guard (1...255).contains(c.ioTimeout), c.watchdogFireSeconds >= 1 else {
             throw ValidationError("io_timeout must be 1...255 and the watchdog timeout at least 1")
@@ -100,7 +105,14 @@ struct DiskLeased: AsyncParsableCommand {
             return h
         }
         let log = Logger(label: "diskleased")
-        try FileManager.default.createDirectory(atPath: c.runDir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: c.runDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        do {
+            try RunDirLock.acquire(c.runDir)
+        } catch {
+            log.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(error.code == .exists ? 75 : 77)
+        }
         var config = c
         if config.guardProgram == nil {
             config.guardProgram =
