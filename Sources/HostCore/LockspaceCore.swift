@@ -9,13 +9,13 @@ struct LockspaceCore: Sendable {
         case clearingLeftovers = "clearing"
         case joining, joined, failed, leaving, left
 
-        /// The transitions the core may make: joined only from a join, left only from a leave,
-        /// and nothing after left (a lockspace left is removed, a new add starts afresh).
+        /// The transitions the core may make: joined only from a join, never back to clearing
+        /// leftovers, and nothing after left (a lockspace left is removed; a new add starts
+        /// afresh).
         func mayBecome(_ next: State) -> Bool {
             switch (self, next) {
             case (.left, _): return next == .left
             case (_, .joined): return self == .joining || self == .joined
-            case (_, .left): return self == .leaving || self == .left
             case (_, .clearingLeftovers): return self == .clearingLeftovers
             default: return true
             }
