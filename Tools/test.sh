@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh Debian machine: installs what is missing, builds, runs
 # every test (unit, real O_DIRECT files and loop devices, real sanlock, protocol), the
 # simulator (10,000 seeds and its mutants, release build), the spin model and its mutants,
-# and checks that the benchmarks still build.
+# the fuzz targets for a bounded time, and the benchmarks (quick, exact byte counts checked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Tools/install-deps.sh --test
@@ -29,6 +29,8 @@ echo "== deterministic simulator (release build)"
 bash Tools/sim-check.sh
 echo "== spin model of live-only reads"
 bash Model/check.sh
+echo "== fuzzing: record and wire decoders (libFuzzer, ${FUZZ_SECONDS:-60} s each, committed corpus)"
+bash Fuzz/run.sh
 echo "== benchmarks build"
 swift build --package-path Benchmarks 2>&1 | tail -1
 echo "== side-by-side benchmark runner (quick; exact byte counts checked, timings not)"

@@ -7,6 +7,8 @@ public enum SectorVerdict: String, Sendable, Codable {
     case wrongVersion = "wrong version"
     case wrongLockspace = "wrong lockspace"
     case cleared
+    /// The area would end past 2^64 bytes: a header at an impossible offset.
+    case outOfRange = "out of range"
 
     init(_ error: FormatError) {
         switch error {
@@ -121,6 +123,9 @@ public enum AreaReport: Sendable {
         guard let g = geometry(ofAreaStart: bytes, deviceOffset: deviceOffset), bytes.count >= g.alignSize else {
             if bytes.prefix(LeaderRecord.size).isAllZero { return .empty(offset: deviceOffset) }
             return .unknown(offset: deviceOffset, verdict: .badMagic, magic: head.magic)
+        }
+        guard !deviceOffset.addingReportingOverflow(UInt64(g.alignSize)).overflow else {
+            return .unknown(offset: deviceOffset, verdict: .outOfRange, magic: head.magic)
         }
         let layout = AreaLayout(offset: deviceOffset, geometry: g)
         if head.magic == LeaderRecord.deltaMagic {
