@@ -50,4 +50,5 @@ expect_caught convertRetractWithoutShared 500
 expect_caught restartWithoutKillingLeftovers 500
 expect_caught feedWatchdogWhileVictimLives 500
 expect_caught noLverFloor 1000 --coarse-clock
-echo "simulator: $caught of 5 mutants caught; clean runs passed"
+expect_caught epochWithDelta 300 --join-storm
+echo "simulator: $caught of 6 mutants caught; clean runs passed"
