@@ -57,7 +57,9 @@ final class Refuser: @unchecked Sendable {
             let fds = lock.withLock { pending.map(\.fd) }
             var polled = [pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0)]
             polled += fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            _ = poll(&polled, nfds_t(polled.count), 100)
+            // Idle, it sleeps until a refusal arrives on the wake pipe; otherwise it wakes at
+            // least every 100 ms to close connections whose second is up.
+            _ = poll(&polled, nfds_t(polled.count), fds.isEmpty ? -1 : 100)
             if polled[0].revents != 0 { while read(wake[0], &scratch, scratch.count) > 0 {} }
             var done = Set<Int32>()
             for p in polled.dropFirst() where p.revents != 0 {
