@@ -469,8 +469,11 @@ for side in d s; do
     mkimg "$img" 1048576
     "$bin" init lockspace "LS:0:$img:0" --io-timeout 1 >/dev/null
     first=${#daemons[@]}
-    start_side "$side" 1 "$(pwd)/$work/renew-$side-1" "$img" "$(pwd)/$work/renew-$side.txt"
+    # The other three join first: a join changes the epoch, and the traced host then reads the
+    # slots again, which is a membership change, not a renewal.
     for h in 2 3 4; do start_side "$side" "$h" "$(pwd)/$work/renew-$side-$h" "$img"; done
+    sleep 8
+    start_side "$side" 1 "$(pwd)/$work/renew-$side-1" "$img" "$(pwd)/$work/renew-$side.txt"
     sleep $(( quick ? 16 : 30 ))
     for p in "${daemons[@]:$first}"; do kill -9 $(pgrep -P "$p") "$p" 2>/dev/null || true; done
     read n per <<<"$(renewal_windows "$work/renew-$side.txt")"
