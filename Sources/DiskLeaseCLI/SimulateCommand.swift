@@ -17,7 +17,7 @@ struct SimulateCommand: ParsableCommand {
     var hosts: Int?
     @Option(help: "Direct hosts per run (disklease direct acquire/release, no daemon).") var directHosts: Int = 1
     @Option(help: "Resources per run.") var resources: Int?
-    @Option(help: "Events per run.") var steps: Int = 4000
+    @Option(help: "Events per run (default 4000; 80000 with --races).") var steps: Int?
     @Option(help: "live or full.") var mode: String = "live"
     @Option(
         help: ArgumentHelp(
@@ -40,6 +40,12 @@ struct SimulateCommand: ParsableCommand {
                 + "reads and writes (daemon stopped, leave, others joining).")
     )
     var churn = false
+    @Flag(
+        help: ArgumentHelp(
+            "The races profile: five hosts on one resource; ballots stalled between reads and writes while left "
+                + "hosts join and contend, commits lost by hosts that then die or leave.")
+    )
+    var races = false
     @Flag(help: "Whole-second time: every latency and tick a whole second, join-storm faults, one resource.")
     var coarseClock = false
     @Flag(help: "Print every run's statistics.") var verbose = false
@@ -48,7 +54,7 @@ struct SimulateCommand: ParsableCommand {
     func validate() throws {
         guard ReadMode(rawValue: mode) != nil else { throw ValidationError("--mode is live or full") }
         guard (1...64).contains(hosts ?? 1), (0...8).contains(directHosts), (1...16).contains(resources ?? 1),
-            seeds >= 1, steps >= 1
+            seeds >= 1, steps ?? 1 >= 1
         else {
             throw ValidationError("hosts 1...64, direct hosts 0...8, resources 1...16, seeds and steps ≥ 1")
         }
@@ -63,11 +69,11 @@ struct SimulateCommand: ParsableCommand {
             ? SimConfig.coarse(seed: seed)
             : joinStorm
                 ? SimConfig.joinStorm(seed: seed)
-                : churn ? SimConfig.churn(seed: seed) : SimConfig(seed: seed)
+                : churn ? SimConfig.churn(seed: seed) : races ? SimConfig.races(seed: seed) : SimConfig(seed: seed)
         if let hosts { c.hosts = hosts }
         c.directHosts = directHosts
         c.mode = ReadMode(rawValue: mode)!
-        c.steps = steps
+        if let steps { c.steps = steps }
         c.mutations = SafetyMutations(mutation.map { Self.mutation(named: $0)! })
         if let resources { c.resources = resources }
         if noFaults { c.faults = .none }
@@ -76,7 +82,7 @@ struct SimulateCommand: ParsableCommand {
     }
 
     var replayFlags: String {
-        var s = "\(hosts.map { "--hosts \($0) " } ?? "")--direct-hosts \(directHosts) --steps \(steps) --mode \(mode)"
+        var s = "\(hosts.map { "--hosts \($0) " } ?? "")--direct-hosts \(directHosts)\(steps.map { " --steps \($0)" } ?? "") --mode \(mode)"
         if let resources { s += " --resources \(resources)" }
         s += mutation.map { " --mutation \($0)" }.joined()
         if noFaults { s += " --no-faults" }
@@ -84,6 +90,7 @@ struct SimulateCommand: ParsableCommand {
         if joinStorm { s += " --join-storm" }
         if coarseClock { s += " --coarse-clock" }
         if churn { s += " --churn" }
+        if races { s += " --races" }
         return s
     }
 

@@ -83,6 +83,11 @@ public struct PaxosAcquire: LeaseOperation {
     /// The value this acquire decided for a version, set the moment it issues the commit write
     /// (a decided value may still be lost with the write; checkers compare decisions per lver).
     public private(set) var decided: (lver: UInt64, ownerID: UInt64, generation: UInt64, timestamp: UInt64)? = nil
+    /// Whether the write this acquire just asked for is its commit (the leader write after a
+    /// decision) or its phase-2 write. Observers (the simulator's aimed faults) use these to
+    /// strike at the moments membership mistakes need; the ballot itself never looks.
+    public var isCommitting: Bool { phase == .commitWrite }
+    public var isWritingPhase2: Bool { phase == .phase2Write }
     /// The context as it ends: the membership (rebuilt if the epoch changed) and the blocks
     /// shown dominated, also when the acquire fails.
     public var finalContext: BallotContext { context }

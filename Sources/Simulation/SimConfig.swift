@@ -46,6 +46,16 @@ public struct FaultRates: Sendable, Hashable {
     /// every host outside the lockspace joins right then. The timings membership mistakes
     /// need; rare by chance, so the churn profile aims at them.
     public var midBallot = 0.0
+    /// When an acquire has decided and is about to write its commit, the commit is lost: the
+    /// host loses power and stays down until every other host calls it DEAD, or the write
+    /// fails, the ballot retracts and the host leaves the lockspace. Other hosts then contend
+    /// for the resource (`contend`): the decided value lives only in the block of a host that
+    /// is dead or gone, which is what rules 2 and 6 keep in read sets.
+    public var commitLoss = 0.0
+    /// Every aimed disruption (`midBallot`, `commitLoss`) also makes idle processes on the
+    /// other hosts (and on hosts joining right then, as soon as their join completes) ask for
+    /// the same resource, so that a second ballot meets the disrupted one.
+    public var contend = false
 
     public init() {}
 
@@ -81,11 +91,48 @@ public struct FaultRates: Sendable, Hashable {
         return f
     }()
 
+    /// The membership races of docs/AGREEMENT.md, aimed at: ballots stalled between their
+    /// reads and writes while left hosts join and contend at once, commits lost by hosts that
+    /// then die or leave, many leaves so that joiners are always at hand, slow reads so that a
+    /// batch's sectors are sampled far apart.
+    public static let races: FaultRates = {
+        var f = FaultRates()
+        f.slowIO = 0.4
+        f.timeoutIO = 0.01
+        f.hostCrash = 0.0005
+        f.crashOnWrite = 0.0005
+        f.daemonCrash = 0.0005
+        f.daemonPause = 0.001
+        f.suspend = 0.0005
+        f.leave = 0.01
+        f.midBallot = 0.5
+        f.commitLoss = 0.05
+        f.contend = true
+        return f
+    }()
+
+    /// The races profile's other half: few leaves and crashes, so that views grow old enough
+    /// to call a stopped host DEAD, and many lost commits.
+    public static let racesSettled: FaultRates = {
+        var f = FaultRates.races
+        f.leave = 0.001
+        f.hostCrash = 0.0002
+        f.crashOnWrite = 0.0002
+        f.daemonCrash = 0.0002
+        f.suspend = 0.0002
+        f.storageLoss = 0.0002
+        f.lockspacePathLoss = 0.0005
+        f.commitLoss = 0.2
+        f.midBallot = 0.1
+        return f
+    }()
+
     public static let none: FaultRates = {
         var f = FaultRates()
         f.slowIO = 0; f.timeoutIO = 0; f.eio = 0; f.lateLanding = 0; f.hostCrash = 0; f.crashOnWrite = 0
         f.daemonCrash = 0; f.daemonPause = 0; f.suspend = 0; f.storageLoss = 0; f.lockspacePathLoss = 0
         f.leave = 0; f.clockRateSpread = 0; f.perHostTimeouts = false; f.unkillable = 0; f.midBallot = 0
+        f.commitLoss = 0; f.contend = false
         return f
     }()
 }
@@ -117,6 +164,14 @@ public struct SimConfig: Sendable, Hashable {
     public var mutations: SafetyMutations = []
     /// Probability that an acquire asks for a shared lease.
     public var sharedRatio = 0.25
+    /// Host i (1-based) takes host id (i − 1)·stride + 1 on disk. Ballots read a gap between
+    /// two hosts' blocks through when that is cheaper than another request (25 sectors), so
+    /// with neighbouring ids a block dropped from a read set is still read; a stride above 25
+    /// makes every read set exact, as in a cluster whose host ids are far apart.
+    public var hostIDStride = 1
+
+    /// The on-disk host id of simulated host `h`.
+    public func diskID(_ h: Int) -> Int { (h - 1) * hostIDStride + 1 }
 
     public init(seed: UInt64) { self.seed = seed }
 
@@ -137,6 +192,18 @@ public struct SimConfig: Sendable, Hashable {
         c.faults = .churn
         c.hosts = 4
         c.resources = 1
+        return c
+    }
+
+    /// Five daemon hosts and a direct host on one resource, with the races faults (odd seeds)
+    /// or the settled ones (even seeds).
+    public static func races(seed: UInt64) -> SimConfig {
+        var c = SimConfig(seed: seed)
+        c.faults = seed % 2 == 0 ? .racesSettled : .races
+        c.hostIDStride = 40
+        c.hosts = 5
+        c.resources = 1
+        c.steps = 80000  // a few hundred simulated seconds: hosts must be called DEAD and return
         return c
     }
 

@@ -54,7 +54,7 @@ extension Simulation {
 
     func setup(for host: SimHost) -> LockspaceSetup {
         LockspaceSetup(
-            name: "sim", hostID: host.id, path: "sim", offset: 0, layout: lockspace, timeouts: host.timeouts,
+            name: "sim", hostID: config.diskID(host.id), path: "sim", offset: 0, layout: lockspace, timeouts: host.timeouts,
             mode: config.mode, hostName: "\(LiveView.nameMarker)h\(host.id)")
     }
 
@@ -142,7 +142,7 @@ extension Simulation {
         }
     }
 
-    func crashHost(_ host: SimHost, why: String) {
+    func crashHost(_ host: SimHost, why: String, downFor: Nanos? = nil) {
         stats.hostCrashes += 1
         debug("host \(host.id) loses power (\(why))")
         host.powered = false
@@ -153,7 +153,9 @@ extension Simulation {
         settleWritesAtPowerLoss(host: host.id, cycle: host.powerCycle)
         host.powerCycle += 1  // events of the old cycle are dropped; boot() bumps it again
         var down = Clock.seconds(1) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(3))))
-        if chance(config.faults.longOutage) {
+        if let d = downFor {
+            down = d
+        } else if chance(config.faults.longOutage) {
             down += Clock.seconds(host.timeouts.hostDeadSeconds + Int(rng.next() % 10))
         }
         schedule(at: now + down, .boot(host: host.id))
@@ -279,7 +281,7 @@ extension Simulation {
 
     // MARK: - Leaving and rejoining (the leave fault)
 
-    func leaveLockspace(_ host: SimHost) {
+    func leaveLockspace(_ host: SimHost, rejoinAfter: Nanos? = nil) {
         guard host.daemonRuns(at: now), !host.leaving else { return }
         host.leaving = true
         stats.leaves += 1
@@ -288,8 +290,10 @@ extension Simulation {
         host.requests[id] = -1
         debug("host \(host.id) rem_lockspace")
         feed(host, .remLockspace("sim", reply: id))
+        let away =
+            rejoinAfter ?? Clock.seconds(2) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(4 * config.ioTimeout))))
         schedule(
-            at: now + Clock.seconds(2) + quantized(Nanos(rng.next() % UInt64(Clock.seconds(4 * config.ioTimeout)))),
+            at: now + away,
             .rejoin(host: host.id, cycle: host.powerCycle, incarnation: host.incarnation))
     }
 

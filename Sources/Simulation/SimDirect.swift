@@ -28,6 +28,9 @@ extension Simulation {
             d.belief = nil
             d.step = .release(r)
         case .idle:
+            if let q = resources.indices.compactMap({ quietEnd($0) }).max() {
+                return schedule(at: q + Clock.seconds(1), .directWake(host: d.id, cycle: cycle))
+            }
             d.step = .renew
         default:
             break
@@ -55,7 +58,7 @@ extension Simulation {
                 d,
                 .join(
                     DeltaJoin(
-                        layout: lockspace, space: "sim", hostID: d.id, hostName: "\(LiveView.nameMarker)d\(d.id)",
+                        layout: lockspace, space: "sim", hostID: config.diskID(d.id), hostName: "\(LiveView.nameMarker)d\(d.id)",
                         timeouts: t, nonce: rng.next(), mutations: config.mutations)))
         case .renew:
             // A lease that may have lapsed in others' eyes is refused: rejoin instead.
@@ -68,13 +71,17 @@ extension Simulation {
                 d,
                 .renew(
                     DeltaRenew(
-                        layout: lockspace, space: "sim", hostID: d.id, last: d.record!, timeouts: t,
+                        layout: lockspace, space: "sim", hostID: config.diskID(d.id), last: d.record!, timeouts: t,
                         previousSucceeded: false)))
         case .scan:
             directRun(
                 d,
                 .scan(MembershipScan(layout: lockspace, space: "sim", epoch: d.scanEpoch, mutations: config.mutations)))
         case .acquire(let r):
+            if let q = quietEnd(r) {
+                d.step = .idle
+                return schedule(at: q + Clock.seconds(1), .directWake(host: d.id, cycle: d.powerCycle))
+            }
             let ctx = BallotContext(
                 lockspace: lockspace, membership: d.membership!, view: d.view, mode: config.mode,
                 mutations: config.mutations)
@@ -86,7 +93,7 @@ extension Simulation {
                 d,
                 .acquire(
                     PaxosAcquire(
-                        resource: resources[r], host: PaxosHost(hostID: d.id, generation: d.record!.ownerGeneration),
+                        resource: resources[r], host: PaxosHost(hostID: config.diskID(d.id), generation: d.record!.ownerGeneration),
                         context: ctx, options: options, seed: rng.next())))
         case .release(let r):
             directRun(d, .release(PaxosRelease(grant: d.holding!.grant)))

@@ -88,6 +88,8 @@ final class SimHost {
     var dying: [ProcessRef: Nanos] = [:]
     /// The lockspace is joined in the core and not being left (for the leave fault).
     var leaving = false
+    /// An acquire whose commit the races profile failed: the host leaves once it finishes.
+    var leaveAfter: (incarnation: Int, op: OpID)? = nil
     /// Sectors with a write issued by this host still to land, per daemon incarnation.
     var inFlight: [UInt64: [Int: Int]] = [:]
     /// One host's writes to one sector land in the order it issued them.
@@ -148,12 +150,12 @@ final class SimDirectHost {
 
     enum Step { case join, renew, scan, acquire(Int), hold(Int), release(Int), idle }
 
-    init(id: Int, timeouts: Timeouts, rate: Double, offset: Nanos) {
+    init(id: Int, diskID: Int, timeouts: Timeouts, rate: Double, offset: Nanos) {
         self.id = id
         self.timeouts = timeouts
         self.rate = rate
         self.offset = offset
-        view = LiveView(ourHostID: id, timeouts: timeouts)
+        view = LiveView(ourHostID: diskID, timeouts: timeouts)
     }
 
     func mono(_ t: Nanos) -> Nanos { offset + Nanos(Double(t) * rate) }

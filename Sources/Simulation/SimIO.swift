@@ -30,7 +30,8 @@ extension Simulation {
             }
             debug(
                 "host \(host.id) op \(id) acquire \(a.resource.name) starts; epoch "
-                    + "\(a.finalContext.membership.epoch); view \(states)"
+                    + "\(a.finalContext.membership.epoch); reads \(a.finalContext.dblockHosts(now: mono)) "
+                    + "\(a.finalContext.effectiveMode); view \(states)"
             )
         }
         let progress = r.op.advance(result, now: host.clocks(now).mono)
@@ -44,11 +45,13 @@ extension Simulation {
             host.ops[id] = r
             let src = IOSource(
                 host: host.id, cycle: host.powerCycle, incarnation: host.incarnation, op: id, token: r.token)
-            if case .read? = result, case .write = action, case .acquire = r.op {
+            if case .read? = result, case .write = action, case .acquire(let a) = r.op {
+                if aimAtCommit(host, id, a, src, action) { return }
                 // Another host's ballot reaches this point: writes held back elsewhere go now,
                 // so the two ballots interleave.
                 releaseHeldWrites(besides: host)
-                if chance(config.faults.midBallot), let until = disruptMidBallot(host, hold: (id, r.token, seq, action))
+                if chance(config.faults.midBallot), let ri = resourceIndex(a.resource),
+                    let until = disruptMidBallot(host, resource: ri, hold: (id, r.token, seq, action))
                 {
                     return schedule(
                         at: until,
@@ -63,6 +66,7 @@ extension Simulation {
             host.ops[id] = nil
             noteOutput(output, host: host.id)
             feed(host, .finished(id, output))
+            leaveAfterFailedCommit(host, id, output)
         }
     }
 
@@ -87,32 +91,42 @@ extension Simulation {
     /// The churn profile's aim: disrupts a host whose acquire is between a read and a write.
     /// Returns when the held-back write may go (the daemon stopped, or the write is stuck in
     /// the device queue), or nil when it goes now.
-    func disruptMidBallot(_ host: SimHost, hold: (op: OpID, opToken: Int, token: Int, action: IOAction)) -> Nanos? {
+    func disruptMidBallot(
+        _ host: SimHost, resource r: Int, hold: (op: OpID, opToken: Int, token: Int, action: IOAction)
+    ) -> Nanos? {
         let n = host.timeouts.ioTimeoutSeconds
-        switch rng.next() % 5 {
+        let longestDead = hosts.map(\.timeouts.hostDeadSeconds).max() ?? 0
+        // The races profile stalls a ballot for joiners more often than it does the rest.
+        switch config.faults.contend && rng.next() % 5 < 2 ? 0 : rng.next() % 5 {
         case 4:
             // The write sits in the device queue until another host's ballot is mid-way (or
             // 6·io_timeout passes), while hosts outside the lockspace join.
             heldWrites.append((host.id, host.powerCycle, hold.op, hold.opToken, hold.token, hold.action))
             rejoinLeftHosts(besides: host)
+            contendBesides(host, resource: r, after: 0)
             return now + Clock.seconds(6 * n)
         case 0:
             stats.pauses += 1
             host.pausedUntil = now + Clock.seconds(2 * n + Int(rng.next() % UInt64(4 * n + 1)))
             debug("host \(host.id) daemon stopped mid-ballot until \(Double(host.pausedUntil) / 1e9)")
-            rejoinLeftHosts(besides: host)
+            joinersContend(host, resource: r, until: host.pausedUntil)
             return host.pausedUntil
         case 1:
             stats.pauses += 1
-            host.pausedUntil = now + Clock.seconds(host.timeouts.hostDeadSeconds + 1 + Int(rng.next() % 5))
+            // Aimed: stopped until every host has called it DEAD, and they contend meanwhile.
+            let dead = config.faults.contend ? longestDead + 12 : host.timeouts.hostDeadSeconds + 1
+            host.pausedUntil = now + Clock.seconds(dead + Int(rng.next() % 5))
+            contendBesides(host, resource: r, after: Clock.seconds(longestDead + 6))
             debug("host \(host.id) daemon stopped mid-ballot past host_dead until \(Double(host.pausedUntil) / 1e9)")
             return host.pausedUntil
         case 2:
             // rem_lockspace now, while this ballot's next write sits in the device queue.
             leaveLockspace(host)
+            contendBesides(host, resource: r, after: Clock.seconds(1))
             return now + Clock.seconds(2 * n + Int(rng.next() % UInt64(4 * n + 1)))
         default:
             rejoinLeftHosts(besides: host)
+            contendBesides(host, resource: r, after: 0)
             return nil
         }
     }
@@ -247,7 +261,7 @@ extension Simulation {
             for w in writes where w.offset >= UInt64(config.geometry.alignSize) {
                 let d = PaxosDblock(decoding: w.bytes)
                 debug(
-                    "host \(src.host)/\(src.incarnation) op \(src.op) writes @\(w.offset) mbal=\(d.mbal) "
+                    "host \(src.host)/\(src.incarnation) op \(src.op) writes @\(w.offset) mbal=\(d.mbal) inp=\(d.inp) "
                         + "bal=\(d.bal) lver=\(d.lver) timedOut=\(timedOut) eio=\(eio)"
                 )
             }

@@ -61,6 +61,7 @@ extension Simulation {
     func actIdle(_ host: SimHost, _ pid: Int32) {
         if rng.next() % 12 == 0 { return exitProcess(host, pid) }
         let r = Int(rng.next() % UInt64(resources.count))
+        if let q = quietEnd(r) { return wake(host, pid, after: q - now + Nanos(rng.next() % 1_000_000_000)) }
         let shared = chance(config.sharedRatio)
         let persistent = rng.next() % 5 == 0
         send(host, pid, .acquire(resource: r, shared: shared, persistent: persistent))

@@ -48,6 +48,8 @@ public final class Simulation {
     var pendingReads: [Int: PendingRead] = [:]
     var nextRead = 1
     /// Writes the churn profile holds back until another host's ballot is mid-way.
+    /// Resources nobody but the races profile's contenders may ask for until then.
+    var quietUntil: [Int: Nanos] = [:]
     var heldWrites: [(host: Int, cycle: Int, op: OpID, opToken: Int, token: Int, action: IOAction)] = []
 
     /// Prints host events as they happen (for replaying one seed by hand).
@@ -90,7 +92,7 @@ public final class Simulation {
             let id = config.hosts + 1 + d
             let io = config.faults.perHostTimeouts ? 1 + Int(rng.next() % 3) : config.ioTimeout
             let host = SimDirectHost(
-                id: id, timeouts: Timeouts(ioTimeoutSeconds: io, watchdogFireSeconds: config.watchdogSeconds),
+                id: id, diskID: config.diskID(id), timeouts: Timeouts(ioTimeoutSeconds: io, watchdogFireSeconds: config.watchdogSeconds),
                 rate: rate(), offset: Clock.seconds(1000 + Int(rng.next() % 5000)))
             directs.append(host)
             schedule(
@@ -130,6 +132,7 @@ public final class Simulation {
         case victimStuck(host: Int, cycle: Int, victim: Victim)
         case directBoot(host: Int)
         case directWake(host: Int, cycle: Int)
+        case contend(host: Int, cycle: Int, resource: Int, tries: Int)
     }
 
     /// `d` rounded down to the quantum (unchanged in nanosecond time).
@@ -190,6 +193,7 @@ public final class Simulation {
             if host.powerCycle == cycle, host.daemonRuns(at: now) { feed(host, .victimUnconfirmed(v)) }
         case .directBoot(let h): directBoot(directs[h - config.hosts - 1])
         case let .directWake(h, cycle): directWake(directs[h - config.hosts - 1], cycle: cycle)
+        case let .contend(h, cycle, r, tries): contendNow(hosts[h - 1], cycle: cycle, resource: r, tries: tries)
         }
     }
 

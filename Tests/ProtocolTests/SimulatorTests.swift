@@ -45,4 +45,18 @@ import Testing
         c.mutations = .noLverFloor
         #expect(Simulation(config: c).run().violation != nil)
     }
+
+    /// The races profile's aimed faults reach the membership rules: a dead host's block and a
+    /// left host's block that hold a decided value, a leave with a ballot running, a ballot
+    /// that skips the phase-2 epoch check (seeds from Tools/sim-check.sh's budget search).
+    @Test(arguments: [
+        (SafetyMutations.dropDeadBlocks, UInt64(2)), (.dropLeftAtOnce, 2), (.leaveDuringBallot, 9),
+        (.epochCheckPhase1Only, 47),
+    ])
+    func theRacesProfileCatchesAMembershipRuleBroken(mutation: SafetyMutations, seed: UInt64) {
+        var c = SimConfig.races(seed: seed)
+        #expect(Simulation(config: c).run().violation == nil)
+        c.mutations = mutation
+        #expect(Simulation(config: c).run().violation != nil)
+    }
 }
