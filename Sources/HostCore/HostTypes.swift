@@ -39,6 +39,8 @@ public struct ClientRef: Hashable, Sendable, CustomStringConvertible {
         self.startTime = startTime
     }
     public var description: String { "client \(id) pid \(pid)" }
+    /// The process that opened the connection.
+    public var process: ProcessRef { ProcessRef(pid: pid, startTime: startTime) }
 }
 
 /// A process that must be stopped when its lockspace fails: pid plus start time, and what it

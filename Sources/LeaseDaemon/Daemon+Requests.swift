@@ -21,14 +21,28 @@ public struct ClientIdentity: Sendable {
 extension Daemon {
     /// Answers one request. Never throws: every failure is a response.
     public func handle(_ q: Request, from c: ClientIdentity) -> Response {
+        var r: Response
         do {
-            var r = try dispatch(q, from: c)
+            r = try dispatch(q, from: c)
             r.id = q.id
-            return r
         } catch {
             metrics.requestFailed(q.op, error.code)
-            return .failure(error, id: q.id)
+            r = .failure(error, id: q.id)
         }
+        return c.uid == 0 ? r : Self.redacted(r)
+    }
+
+    /// What a non-root client is told: errors and lockspace details without the bytes that
+    /// records on the device were found to hold (its path may name any file root can read).
+    static func redacted(_ r: Response) -> Response {
+        var r = r
+        if let m = r.error?.message { r.error?.message = FormatError.redacted(m) }
+        r.lockspaces = r.lockspaces?.map { l in
+            var l = l
+            l.detail = FormatError.redacted(l.detail)
+            return l
+        }
+        return r
     }
 
     /// Root may name any device; other uids only what `allow-path` lists (the path itself or
@@ -142,7 +156,17 @@ extension Daemon {
     }
 
     /// The connection closed: the process is gone (or let go of everything).
-    public func clientGone(_ c: ClientIdentity) { submit(.clientGone(c.ref)) }
+    public func connectionOpened(_ c: ClientIdentity) {
+        openConnections.withLock { $0[c.ref.process, default: 0] += 1 }
+    }
+
+    public func clientGone(_ c: ClientIdentity) {
+        openConnections.withLock { open in
+            open[c.ref.process, default: 1] -= 1
+            if open[c.ref.process] == 0 { open[c.ref.process] = nil }
+        }
+        submit(.clientGone(c.ref))
+    }
 
     // MARK: - Acquire
 

@@ -48,6 +48,10 @@ public final class Daemon: @unchecked Sendable {
         var stopped = false
     }
     let state: Monitor<State>
+    /// Open connections by the process that opened them. A connection outlives its process
+    /// when a child inherited it: the fencer may then confirm a holder stopped only once its
+    /// connection has closed too.
+    let openConnections = Monitor([ProcessRef: Int]())
 
     public init(config: DaemonConfig, logger: Logger) throws(WireError) {
         self.config = config
@@ -173,7 +177,10 @@ public final class Daemon: @unchecked Sendable {
                 "stopping holders",
                 metadata: ["lockspace": "\(name)", "reason": "\(reason)", "holders": "\(victims.map(\.description))"])
             for v in victims {
-                Thread.detachNewThread { [self] in submit(fencer.stop(v) ? .victimGone(v) : .victimUnconfirmed(v)) }
+                Thread.detachNewThread { [self] in
+                    let gone = fencer.stop(v) { openConnections.withLock { $0[v.process, default: 0] > 0 } }
+                    submit(gone ? .victimGone(v) : .victimUnconfirmed(v))
+                }
             }
         case .guardState(let g):
             guardLink?.send(g)

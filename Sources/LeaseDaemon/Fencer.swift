@@ -16,9 +16,32 @@ struct Fencer: Sendable {
     let termGrace: Int
     let log: Logger
 
-    /// Returns true once the process is confirmed gone, false if it outlived SIGKILL (stuck in
-    /// uninterruptible I/O: only the watchdog's reset will stop it).
-    func stop(_ v: Victim) -> Bool {
+    /// Returns true once the process is confirmed gone and its connection closed; false if it
+    /// outlived SIGKILL (stuck in uninterruptible I/O) or its connection is still held by a
+    /// process it handed it to (a child): only the watchdog's reset will stop those.
+    /// `connectionOpen` says whether the holder's connection to the daemon is still open.
+    func stop(_ v: Victim, connectionOpen: () -> Bool) -> Bool {
+        guard stopProcess(v) else { return false }
+        // The process is gone; a child that inherited its connection may hold the lease on.
+        // Its pid is not known to us (the connection's credentials name the parent), and a
+        // pid guessed from the process tree could be reused: give it the grace to exit, then
+        // leave it to the watchdog.
+        let end = HostClocks.mono() + Int64(termGrace + 5) * 1_000_000_000
+        while connectionOpen() && HostClocks.mono() < end { usleep(50_000) }
+        guard !connectionOpen() else {
+            log.critical(
+                """
+                holder exited but its connection is still held by another process (inherited by a child); \
+                cannot confirm the lease unused: the watchdog must reset the host
+                """,
+                metadata: ["pid": "\(v.pid)", "lockspace": "\(v.lockspace)", "resource": "\(v.resource)"])
+            return false
+        }
+        return true
+    }
+
+    /// Stops the process itself: true once it is confirmed gone.
+    private func stopProcess(_ v: Victim) -> Bool {
         let p = v.process
         let meta: Logger.Metadata = ["pid": "\(v.pid)", "lockspace": "\(v.lockspace)", "resource": "\(v.resource)"]
         if !ProcessIdentity.alive(p) { return true }

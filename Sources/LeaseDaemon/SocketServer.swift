@@ -168,6 +168,7 @@ public final class SocketServer: @unchecked Sendable {
         let me = ClientIdentity(
             id: id, pid: p.pid, uid: p.uid, gid: p.gid,
             startTime: ProcessIdentity.startTime(p.pid) ?? 0)
+        daemon.connectionOpened(me)
         defer { daemon.clientGone(me) }
         var buffer = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 8192)

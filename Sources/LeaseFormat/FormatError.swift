@@ -56,4 +56,18 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
             return nil
         }
     }
+
+    /// `message` (an error text that may hold these descriptions) without the bytes the
+    /// records were found to hold: the magic, version, checksums, sector size and names read
+    /// from the device. The daemon answers non-root clients with this form, since a path a
+    /// client names may be any file the daemon can read; the CLI and the log keep the detail.
+    public static func redacted(_ message: String) -> String {
+        var m = message
+        m.replace(/bad magic 0x[0-9a-f]+ \(expected (0x[0-9a-f]+)\)/) { "bad magic (expected \($0.output.1))" }
+        m.replace(/unsupported version 0x[0-9a-f]+/) { _ in "unsupported version" }
+        m.replace(/bad checksum 0x[0-9a-f]+ \(computed 0x[0-9a-f]+\)/) { _ in "bad checksum" }
+        m.replace(/(lockspace|resource) name is '.*?', expected/) { "\($0.output.1) name differs, expected" }
+        m.replace(/invalid sector_size [0-9]+/) { _ in "invalid sector_size" }
+        return m
+    }
 }

@@ -90,6 +90,41 @@ import Glibc
         #expect(a.log.contains("refused connection"))
     }
 
+    /// A non-root client names a file that is not a lease area (inside its allow-path): the
+    /// answer says the magic is wrong without echoing the bytes found there (the path could be
+    /// any file root can read); root, and the daemon's log, get the detail.
+    @Test func errorsToNonRootClientsDoNotEchoTheDevicesBytes() throws {
+        let path = leaseFile()
+        let dir = URL(fileURLWithPath: "/tmp/disklease-echo-\(UUID().uuidString.prefix(8))")
+        let allowed = dir.appendingPathComponent("allowed")
+        try FileManager.default.createDirectory(at: allowed, withIntermediateDirectories: true)
+        chmod(dir.path, 0o755)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let secret = allowed.appendingPathComponent("secret.img").path
+        // A lockspace in the first MiB, then a MiB of bytes that are no lease area.
+        #expect(FileManager.default.createFile(atPath: secret, contents: Data(repeating: 0x5A, count: 2 << 20)))
+        #expect(Programs.run(Programs.disklease, ["init", "lockspace", "X:0:\(secret):0", "--force"]).status == 0)
+        let junk = Data(repeating: 0x5A, count: 1 << 20)
+        let a = try DaemonProcess(
+            hostID: 1, lease: path, dir: dir,
+            extra: ["--allow-uid", "65533", "--socket-group", "65534", "--allow-path", allowed.path])
+        try a.waitJoined()
+        chmod(a.runDir, 0o755)
+        let client = try Self.reachableClient(dir)
+        let join = ["client", "add-lockspace", "--run-dir", a.runDir, "-s", "X:1:\(secret):0", "--wait"]
+        let joined = Programs.run("/usr/bin/setpriv", ["--reuid=65533", "--regid=65534", "--clear-groups", client] + join)
+        #expect(joined.status == 0, "\(joined)")
+        let add = ["client", "acquire", "--run-dir", a.runDir, "-r", "X:vm9:\(secret):1048576"]
+        let asUser = Programs.run(
+            "/usr/bin/setpriv", ["--reuid=65533", "--regid=65534", "--clear-groups", client] + add)
+        #expect(asUser.status != 0 && asUser.stderr.contains("bad magic"), "\(asUser)")
+        #expect(!asUser.stderr.lowercased().contains("5a5a5a5a"), "the bytes of the file were echoed: \(asUser)")
+        let asRoot = Programs.run(client, add)
+        #expect(asRoot.status != 0 && asRoot.stderr.contains("0x5a5a5a5a"), "\(asRoot)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: secret))[(1 << 20)...] == junk, "the junk area was written")
+        a.kill(SIGKILL)
+    }
+
     /// 1000 connections from a uid that is refused, held open together: the daemon answers
     /// each with the reason and starts no thread for any of them; past max-connections, root's
     /// connections are refused with `busy` the same way.
