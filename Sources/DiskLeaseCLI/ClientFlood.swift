@@ -24,6 +24,13 @@ struct ClientFlood: ParsableCommand {
         var fds: [Int32] = []
         var counts: [String: Int] = [:]
         defer { fds.forEach { close($0) } }
+        // Many connections need many descriptors: take the hard limit (a soft limit of 1024
+        // is common), as a client that means harm would.
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
         for _ in 0..<connections {
             guard let fd = Self.connect(path) else { counts["connect failed", default: 0] += 1; continue }
             fds.append(fd)

@@ -125,10 +125,18 @@ import Glibc
         a.kill(SIGKILL)
     }
 
-    /// 1000 connections from a uid that is refused, held open together: the daemon answers
+    /// 2000 connections from a uid that is refused, held open together: the daemon answers
     /// each with the reason and starts no thread for any of them; past max-connections, root's
     /// connections are refused with `busy` the same way.
     @Test func aFloodOfConnectionsStartsNoThreads() throws {
+        // 2000 descriptors for the flood (and the daemon): the soft limit goes up to the hard
+        // one, which the processes started below inherit (the unit sets LimitNOFILE=65536).
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        #expect(limit.rlim_max >= 2100, "the hard descriptor limit \(limit.rlim_max) is below the flood's 2000")
         let path = leaseFile()
         let dir = URL(fileURLWithPath: "/tmp/disklease-flood-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -149,7 +157,7 @@ import Glibc
         flood.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         flood.arguments = [
             "--reuid=65534", "--regid=65534", "--clear-groups", client, "client", "flood",
-            "--connections", "1000", "--hold", "3", "--ready-file", ready, "--run-dir", a.runDir,
+            "--connections", "2000", "--hold", "3", "--ready-file", ready, "--run-dir", a.runDir,
         ]
         let out = Pipe()
         flood.standardOutput = out
@@ -158,7 +166,7 @@ import Glibc
         let during = Self.threads(a.process.processIdentifier)
         flood.waitUntilExit()
         let summary = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(summary.contains("permission=1000"), "\(summary)")
+        #expect(summary.contains("permission=2000"), "\(summary)")
         #expect(during <= before + 2, "threads \(before) before, \(during) during the flood")
 
         // Root is admitted up to max-connections; the 21st and later are told why.
