@@ -82,7 +82,9 @@ struct SimulateCommand: ParsableCommand {
     }
 
     var replayFlags: String {
-        var s = "\(hosts.map { "--hosts \($0) " } ?? "")--direct-hosts \(directHosts)\(steps.map { " --steps \($0)" } ?? "") --mode \(mode)"
+        var s = "\(hosts.map { "--hosts \($0) " } ?? "")--direct-hosts \(directHosts)"
+        if let steps { s += " --steps \(steps)" }
+        s += " --mode \(mode)"
         if let resources { s += " --resources \(resources)" }
         s += mutation.map { " --mutation \($0)" }.joined()
         if noFaults { s += " --no-faults" }

@@ -54,7 +54,8 @@ extension Simulation {
 
     func setup(for host: SimHost) -> LockspaceSetup {
         LockspaceSetup(
-            name: "sim", hostID: config.diskID(host.id), path: "sim", offset: 0, layout: lockspace, timeouts: host.timeouts,
+            name: "sim", hostID: config.diskID(host.id), path: "sim", offset: 0, layout: lockspace,
+            timeouts: host.timeouts,
             mode: config.mode, hostName: "\(LiveView.nameMarker)h\(host.id)")
     }
 

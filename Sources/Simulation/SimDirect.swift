@@ -58,7 +58,8 @@ extension Simulation {
                 d,
                 .join(
                     DeltaJoin(
-                        layout: lockspace, space: "sim", hostID: config.diskID(d.id), hostName: "\(LiveView.nameMarker)d\(d.id)",
+                        layout: lockspace, space: "sim", hostID: config.diskID(d.id),
+                        hostName: "\(LiveView.nameMarker)d\(d.id)",
                         timeouts: t, nonce: rng.next(), mutations: config.mutations)))
         case .renew:
             // A lease that may have lapsed in others' eyes is refused: rejoin instead.
@@ -93,7 +94,8 @@ extension Simulation {
                 d,
                 .acquire(
                     PaxosAcquire(
-                        resource: resources[r], host: PaxosHost(hostID: config.diskID(d.id), generation: d.record!.ownerGeneration),
+                        resource: resources[r],
+                        host: PaxosHost(hostID: config.diskID(d.id), generation: d.record!.ownerGeneration),
                         context: ctx, options: options, seed: rng.next())))
         case .release(let r):
             directRun(d, .release(PaxosRelease(grant: d.holding!.grant)))

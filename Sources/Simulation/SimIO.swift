@@ -26,7 +26,7 @@ extension Simulation {
                 let o = v.hosts[h]!
                 return
                     "\(h):\(v.state(of: h, now: mono).rawValue)/g\(o.generation)/ts\(o.timestamp)"
-                        + "/chk\((mono - o.lastCheck) / 1_000_000)ms/live\((mono - o.lastLive) / 1_000_000)ms"
+                    + "/chk\((mono - o.lastCheck) / 1_000_000)ms/live\((mono - o.lastLive) / 1_000_000)ms"
             }
             debug(
                 "host \(host.id) op \(id) acquire \(a.resource.name) starts; epoch "

@@ -92,7 +92,8 @@ public final class Simulation {
             let id = config.hosts + 1 + d
             let io = config.faults.perHostTimeouts ? 1 + Int(rng.next() % 3) : config.ioTimeout
             let host = SimDirectHost(
-                id: id, diskID: config.diskID(id), timeouts: Timeouts(ioTimeoutSeconds: io, watchdogFireSeconds: config.watchdogSeconds),
+                id: id, diskID: config.diskID(id),
+                timeouts: Timeouts(ioTimeoutSeconds: io, watchdogFireSeconds: config.watchdogSeconds),
                 rate: rate(), offset: Clock.seconds(1000 + Int(rng.next() % 5000)))
             directs.append(host)
             schedule(

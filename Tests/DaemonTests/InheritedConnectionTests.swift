@@ -20,8 +20,8 @@ import Glibc
                 "/bin/bash",
                 [
                     "-c",
-                    Self.closeAbove(2)
-                        + "echo \(pid - 1) > /proc/sys/kernel/ns_last_pid; sleep 1801 </dev/null >/dev/null 2>&1 & echo $!",
+                    Self.closeAbove(2) + "echo \(pid - 1) > /proc/sys/kernel/ns_last_pid; "
+                        + "sleep 1801 </dev/null >/dev/null 2>&1 & echo $!",
                 ])
             if Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) == pid { return true }
             _ = Programs.run("pkill", ["-KILL", "-f", "sleep 1801"])
@@ -56,7 +56,8 @@ import Glibc
             "/bin/bash", "-c", Self.script,
         ].map { "'\($0.replacingOccurrences(of: "'", with: "'\\''"))'" }.joined(separator: " ")
         let r = Programs.run(
-            "/bin/bash", ["-c", Self.closeAbove(2) + command + " </dev/null >/dev/null 2>&1 & p=$!; wait $p; echo $p $?"])
+            "/bin/bash",
+            ["-c", Self.closeAbove(2) + command + " </dev/null >/dev/null 2>&1 & p=$!; wait $p; echo $p $?"])
         let f = r.stdout.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         return f.count == 2 ? (f[0], f[1]) : (-1, -1)
     }

@@ -112,7 +112,8 @@ import Glibc
         chmod(a.runDir, 0o755)
         let client = try Self.reachableClient(dir)
         let join = ["client", "add-lockspace", "--run-dir", a.runDir, "-s", "X:1:\(secret):0", "--wait"]
-        let joined = Programs.run("/usr/bin/setpriv", ["--reuid=65533", "--regid=65534", "--clear-groups", client] + join)
+        let joined = Programs.run(
+            "/usr/bin/setpriv", ["--reuid=65533", "--regid=65534", "--clear-groups", client] + join)
         #expect(joined.status == 0, "\(joined)")
         let add = ["client", "acquire", "--run-dir", a.runDir, "-r", "X:vm9:\(secret):1048576"]
         let asUser = Programs.run(
