@@ -76,6 +76,11 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["DeltaLease", "DiskPaxos", "LeaseRunner", "LeaseFormat", "DirectIO", "Simulation"]),
         .testTarget(name: "HostCoreTests", dependencies: ["HostCore", "DeltaLease", "DiskPaxos", "LeaseFormat", "DirectIO", "LeaseRunner"]),
         .testTarget(name: "CLITests", dependencies: ["DiskLeaseCLI", "LeaseFormat", "DirectIO", "TestSupport", "disklease"]),
-        .testTarget(name: "DaemonTests", dependencies: ["DiskLeaseClient", "LeaseFormat", "TestSupport", "disklease", "diskleased"]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: [
+                "DiskLeaseClient", "LeaseFormat", "LeaseDaemon", "TestSupport", "disklease", "diskleased",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
     ]
 )

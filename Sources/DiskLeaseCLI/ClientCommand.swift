@@ -21,7 +21,7 @@ struct ClientCommand: ParsableCommand {
             ClientRegister.self, ClientAddLockspace.self, ClientRemLockspace.self, ClientAcquire.self,
             ClientCommandRun.self,
             ClientConvert.self, ClientRelease.self, ClientStatus.self, ClientHostStatus.self, ClientInquire.self,
-            ClientRequest.self, ClientRaw.self, ClientFlood.self,
+            ClientRequest.self, ClientRaw.self, ClientFlood.self, ClientVersion.self,
         ])
 }
 
@@ -100,7 +100,7 @@ struct ClientConvert: ParsableCommand {
             "Acquire RESOURCE in its given mode, convert it (SH→EX, or EX→SH with --to-shared), print both tokens.",
         discussion:
             "Leases belong to connections, so this shows conversion within one invocation; programs convert through "
-                + "the library or a session."
+            + "the library or a session."
     )
     @Option(name: .customShort("r"), help: "RESOURCE = lockspace:name:path:offset[:SH]") var resource: ResourceSpec
     @Flag(help: "Convert EX to SH (default: SH to EX).") var toShared = false
@@ -222,7 +222,7 @@ struct ClientAcquire: ParsableCommand {
         commandName: "acquire",
         abstract:
             "Acquire and print the fencing token (lver). The lease is released when this command exits, unless "
-                + "--persistent."
+            + "--persistent."
     )
     @OptionGroup var acquire: AcquireOptions
     @OptionGroup var options: ClientOptions
@@ -240,7 +240,7 @@ struct ClientCommandRun: ParsableCommand {
         abstract: "Acquire, then exec PROGRAM holding the lease; the lease goes when PROGRAM exits.",
         discussion:
             "PROGRAM keeps this process's pid and connection, so it is the lease holder the daemon fences. "
-                + "DISKLEASE_LVER holds the fencing tokens, one per -r, in order."
+            + "DISKLEASE_LVER holds the fencing tokens, one per -r, in order."
     )
     @OptionGroup var acquire: AcquireOptions
     @OptionGroup var options: ClientOptions
@@ -277,6 +277,22 @@ struct ClientStatus: ParsableCommand {
                 )
             }
             for x in r.leases ?? [] { FileHandleStream.stdout.write(leaseLine(x)) }
+        }
+    }
+}
+
+struct ClientVersion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "version", abstract: "The running daemon's version and capabilities.")
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        try reporting {
+            let r = try options.call(try options.connect(), Request(op: .version))
+            if options.json { return }
+            FileHandleStream.stdout.write(
+                "diskleased \(r.version ?? "?") (client \(DiskLeaseVersion.string)): "
+                    + "\((r.capabilities ?? []).joined(separator: " "))\n")
         }
     }
 }

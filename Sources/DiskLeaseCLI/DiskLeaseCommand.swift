@@ -1,6 +1,7 @@
 import ArgumentParser
 import DirectIO
 import LeaseFormat
+import DiskLeaseClient
 
 #if canImport(Glibc)
 import Glibc
@@ -22,6 +23,7 @@ public struct DiskLeaseCommand: ParsableCommand {
             again), 78 device does not fit the area (too small, truncated, sector size
             mismatch), 70 the simulator found a violation.
             """,
+        version: DiskLeaseVersion.string,
         subcommands: [
             InitCommand.self, DumpCommand.self, ReadLeaderCommand.self, DirectCommand.self, SimulateCommand.self,
             ClientCommand.self, BenchCommand.self, HostCommand.self,

@@ -58,6 +58,20 @@ public enum RequestOp: String, Codable, Sendable, CaseIterable {
     case status
     /// `lockspace`: every host seen in it and its state.
     case hostStatus = "host_status"
+    /// The daemon's version and what it can do (`version`, `capabilities`).
+    case version
+}
+
+/// This build's version, shown by `--version` of both programs and the `version` op.
+public enum DiskLeaseVersion {
+    public static let string = "0.9.0"
+    /// What the daemon offers, for clients that must know before they ask: the wire protocol
+    /// version, live-only ballot reads with the membership epoch, persistent leases, orphans,
+    /// convert, request records, required lvers, and the sanlock 3.8 on-disk format.
+    public static let capabilities = [
+        "protocol-\(Wire.version)", "live-reads", "membership-epoch", "persistent", "orphans", "convert",
+        "request", "required-lver", "sanlock-3.8-format",
+    ]
 }
 
 public struct Request: Codable, Sendable, Equatable {
@@ -78,6 +92,20 @@ public struct Request: Codable, Sendable, Equatable {
     public var pid: Int32? = nil
 
     public init(op: RequestOp) { self.op = op }
+
+    /// Every key a request may carry, as spelt on the wire.
+    public static let keys: Set<String> = [
+        "v", "id", "op", "lockspace", "host_id", "path", "offset", "resource", "shared", "wait", "timeout_ms",
+        "lver", "persistent", "name", "pid",
+    ]
+
+    /// Keys of a request line that no request has (a misspelt `shared` or `wait` would
+    /// otherwise be ignored and change what is asked), sorted; empty when the line is not a
+    /// JSON object (the decoder reports that).
+    public static func unknownKeys(in line: Data) -> [String] {
+        guard let o = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { return [] }
+        return o.keys.filter { !keys.contains($0) }.sorted()
+    }
 }
 
 /// Error codes: stable strings a client can switch on.
@@ -198,6 +226,8 @@ public struct Response: Codable, Sendable, Equatable {
     public var lockspaces: [LockspaceInfo]? = nil
     public var hosts: [HostInfo]? = nil
     public var pid: Int32? = nil
+    public var version: String? = nil
+    public var capabilities: [String]? = nil
 
     public init(ok: Bool) { self.ok = ok }
 

@@ -104,6 +104,9 @@ extension Daemon {
             let pid = q.pid ?? c.pid
             if pid != c.pid && c.uid != 0 { throw WireError(.permission, "only root may inquire about another pid") }
             ok.leases = query { core, _ in core.leases(pid: pid).map(\.wire) }
+        case .version:
+            ok.version = DiskLeaseVersion.string
+            ok.capabilities = DiskLeaseVersion.capabilities
         case .status:
             ok.lockspaces = query { core, now in core.lockspaceStatus(now: now).map(\.wire) }
             ok.leases = query { core, _ in core.leases().map(\.wire) }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 @_exported import HostCore
 
@@ -42,6 +43,8 @@ public struct DaemonConfig: Sendable {
     /// Storage-loss drill: while this file exists, every I/O of the daemon fails as if the
     /// device were gone (a detached LUN), so fencing can be exercised on a healthy disk.
     public var faultFile: String? = nil
+    /// Lowest level logged (`log-level`): trace, debug, info, notice, warning, error, critical.
+    public var logLevel = "info"
     /// The program the guard process runs (`PROGRAM --guard`); nil runs no guard.
     public var guardProgram: String? = nil
 
@@ -50,7 +53,8 @@ public struct DaemonConfig: Sendable {
     public static let defaultFile = "/etc/disklease/diskleased.conf"
 
     /// Applies a config file: `key = value` lines, `#` comments, keys as the flags without
-    /// dashes (`io-timeout = 2`, `lockspace = LS:1:/dev/sdb:0`, `allow-uid = 107`).
+    /// dashes (`io-timeout = 2`, `lockspace = LS:1:/dev/sdb:0`, `allow-uid = 107`); sanlock's
+    /// underscore spellings (`io_timeout`, `watchdog_fire_timeout`) are the same keys.
     public mutating func apply(file path: String) throws(ConfigError) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
@@ -79,7 +83,8 @@ public struct DaemonConfig: Sendable {
 
     struct Bad: Error { var message: String }
 
-    mutating func set(_ key: String, _ value: String) throws(Bad) {
+    mutating func set(_ spelled: String, _ value: String) throws(Bad) {
+        let key = spelled.replacingOccurrences(of: "_", with: "-")
         func int() throws(Bad) -> Int {
             guard let v = Int(value), v >= 0 else {
                 throw Bad(message: "\(key): \(value) is not a non-negative integer")
@@ -126,7 +131,12 @@ public struct DaemonConfig: Sendable {
             orphans = p
         case "metrics-port": metricsPort = try int(1...65535)
         case "fault-file": faultFile = value
-        default: throw Bad(message: "unknown key \(key)")
+        case "log-level":
+            guard Logger.Level(configName: value) != nil else {
+                throw Bad(message: "log-level: \(value) is not trace, debug, info, notice, warning, error or critical")
+            }
+            logLevel = value
+        default: throw Bad(message: "unknown key \(spelled)")
         }
     }
 }

@@ -197,6 +197,10 @@ public final class SocketServer: @unchecked Sendable {
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) {
             return .failure(WireError(.badRequest, "empty request line"))
         }
+        let unknown = Request.unknownKeys(in: Data(line))
+        guard unknown.isEmpty else {
+            return .failure(WireError(.badRequest, "unknown key \(unknown.map { "'\($0)'" }.joined(separator: ", "))"))
+        }
         let q: Request
         do {
             q = try Wire.decoder().decode(Request.self, from: Data(line))

@@ -15,7 +15,8 @@ struct DiskLeased: AsyncParsableCommand {
             Every option is also a `key = value` line of the config file (the option's name
             without dashes); options given here win. SIGTERM or SIGINT stop it cleanly:
             leases are released and lockspaces left.
-            """)
+            """,
+        version: DiskLeaseVersion.string)
 
     @Option(help: "Config file (missing is fine for the default path).") var config: String = DaemonConfig.defaultFile
     @Option(help: "Run directory: socket, leases.json.") var runDir: String?
@@ -41,6 +42,8 @@ struct DiskLeased: AsyncParsableCommand {
     @Option(help: "Leases of the previous incarnation: release or adopt (default release).") var orphans: String?
     @Option(help: "Serve Prometheus metrics on 127.0.0.1:PORT.") var metricsPort: Int?
     @Option(help: "Storage-loss drill: while this file exists every I/O fails.") var faultFile: String?
+    @Option(help: "Lowest level logged: trace, debug, info (default), notice, warning, error, critical.")
+    var logLevel: String?
     @Flag(name: .customLong("guard"), help: .hidden) var guardProcess = false
 
     func resolved() throws -> DaemonConfig {
@@ -75,6 +78,7 @@ struct DiskLeased: AsyncParsableCommand {
         }
         if let v = metricsPort { try c.set(option: "metrics-port", String(v)) }
         if let v = faultFile { c.faultFile = v }
+        if let v = logLevel { try c.set(option: "log-level", v) }
         guard (1...255).contains(c.ioTimeout), c.watchdogFireSeconds >= 1 else {
             throw ValidationError("io_timeout must be 1...255 and the watchdog timeout at least 1")
         }
@@ -99,11 +103,8 @@ struct DiskLeased: AsyncParsableCommand {
             FileHandle.standardError.write(Data("diskleased: \(e)\n".utf8))
             throw ExitCode(78)
         }
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = .info
-            return h
-        }
+        let level = Logger.Level(configName: c.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in JournalLogHandler(label: label, level: level) }
         let log = Logger(label: "diskleased")
         try FileManager.default.createDirectory(
             atPath: c.runDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
