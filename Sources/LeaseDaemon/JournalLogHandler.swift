@@ -4,7 +4,8 @@ import Logging
 /// Log lines for a system daemon. When stderr goes to the journal (systemd sets
 /// `JOURNAL_STREAM`), each line starts with its syslog priority as `<N>`, so journald stores
 /// it at that priority and `journalctl -p err` shows critical lines; otherwise each line starts
-/// with a timestamp and the level. The message comes first, then the metadata, sorted by key.
+/// with a timestamp and the level. Then the module that logged (`[LeaseDaemon]`), the message,
+/// and the metadata, sorted by key.
 public struct JournalLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
@@ -34,7 +35,7 @@ public struct JournalLogHandler: LogHandler {
         var all = metadata
         if let p = metadataProvider { all.merge(p.get()) { $1 } }
         if let m = event.metadata { all.merge(m) { $1 } }
-        write(line(event.level, "\(event.message)", all))
+        write(line(event.level, "[\(event.source)] \(event.message)", all))
     }
 
     /// syslog priorities (sd-daemon(3)): debug 7 ... crit 2.

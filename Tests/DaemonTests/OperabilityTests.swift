@@ -28,8 +28,8 @@ import TestSupport
         #expect(
             lines.all.withLock { $0 }
                 == [
-                    "<4>diskleased: renewal slow lockspace=LS seconds=3\n",
-                    "<2>diskleased: holder survived SIGKILL lockspace=LS pid=42\n",
+                    "<4>diskleased: [DaemonTests] renewal slow lockspace=LS seconds=3\n",
+                    "<2>diskleased: [DaemonTests] holder survived SIGKILL lockspace=LS pid=42\n",
                 ])
 
         let plain = Lines()
@@ -38,7 +38,9 @@ import TestSupport
         }
         p.error("cannot open", metadata: ["path": "/dev/sdz"])
         let line = plain.all.withLock { $0.first ?? "" }
-        #expect(line.hasSuffix(" error diskleased: cannot open path=/dev/sdz\n") && !line.hasPrefix("<"), "\(line)")
+        #expect(
+            line.hasSuffix(" error diskleased: [DaemonTests] cannot open path=/dev/sdz\n") && !line.hasPrefix("<"),
+            "\(line)")
     }
 
     /// The real daemon under a journal-like stderr: its first critical line (no watchdog) is
@@ -51,7 +53,7 @@ import TestSupport
             environment: ["JOURNAL_STREAM": "8:1234"])
         try d.waitJoined()
         let lines = d.log.split(separator: "\n")
-        #expect(lines.contains { $0.hasPrefix("<2>diskleased: no watchdog device") }, "\(d.log)")
+        #expect(lines.contains { $0.hasPrefix("<2>diskleased: [LeaseDaemon] no watchdog device") }, "\(d.log)")
         #expect(!lines.contains { $0.hasPrefix("<6>") }, "info lines despite --log-level warning: \(d.log)")
         #expect(lines.allSatisfy { $0.hasPrefix("<") }, "\(d.log)")
         d.kill(SIGTERM)
